@@ -1,0 +1,227 @@
+"""The ``minnet`` command: thin argparse front ends to the package's functions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from minnet.errors import MinnetError
+
+log = logging.getLogger("minnet")
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in text.replace(" ", "").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of widths; write e.g. 10 or 50,25"
+        ) from None
+    if not widths or any(w <= 0 for w in widths):
+        raise argparse.ArgumentTypeError(f"{text!r}: every width must be a positive integer")
+    return widths
+
+
+def _positive(kind: type) -> object:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+        return value
+
+    return parse
+
+
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder holding one folder per MovieLens release "
+        "(default: $MINNET_DATA_DIR, else ./data)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minnet",
+        description="Reproducible studies of the fast.ai Lesson 5 Mini Net on MovieLens: "
+        "padding k x head shape, then learnable k against the best fixed k.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every epoch")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run or resume a study from a TOML spec, then write its report",
+        description="Create or resume the study named in SPEC, run the trials it still lacks, "
+        "train the final comparison and write results/<study>/report.html. Running the same "
+        "spec again repeats nothing.",
+    )
+    run.add_argument("spec", type=Path, help="study spec, e.g. study/lesson5.toml")
+    _add_data_dir(run)
+    run.add_argument(
+        "--results-dir", type=Path, default=Path("results"), metavar="DIR",
+        help="where the study's folder is created (default: results)",
+    )
+    run.add_argument(
+        "--storage", metavar="URL",
+        help="Optuna storage URL (postgresql://..., sqlite:///...); "
+        "default: a journal file in the study's results folder",
+    )
+    run.add_argument(
+        "--n-trials", type=_positive(int), metavar="N",
+        help="total number of finished trials wanted (overrides [study] n_trials)",
+    )
+
+    report = sub.add_parser(
+        "report",
+        help="regenerate a study's report from its storage",
+        description="Rebuild report.html, report.md, trials.csv and plots/ of a study "
+        "from its storage alone; no training is run.",
+    )
+    report.add_argument("results", type=Path, help="the study's results folder, e.g. results/lesson5")
+    report.add_argument("--storage", metavar="URL", help="storage URL if not the folder's journal file")
+    report.add_argument("--study", metavar="NAME", help="study name (default: the folder's name)")
+
+    train = sub.add_parser(
+        "train",
+        help="train one Mini Net and print its validation MSE",
+        description="One training run with the lesson's settings unless told otherwise: "
+        "hidden [10], padding 0.5, Adam lr 1e-3, weight decay 1e-5, batch 64, 6 epochs, "
+        "the lesson's 20%% validation split (numpy seed 42).",
+    )
+    train.add_argument(
+        "--dataset", default="ml-latest-small-2016", metavar="NAME",
+        help="release folder under the data directory (default: ml-latest-small-2016)",
+    )
+    _add_data_dir(train)
+    k = train.add_mutually_exclusive_group()
+    k.add_argument("--padding", type=float, default=0.5, metavar="K", help="fixed padding k (default 0.5)")
+    k.add_argument(
+        "--learnable-padding", type=float, nargs="?", const=0.5, metavar="K0",
+        help="make k a learnable parameter, starting at K0 (default 0.5)",
+    )
+    train.add_argument("--hidden", type=_hidden, default=(10,), metavar="W[,W...]",
+                       help="hidden widths of the head, e.g. 10 or 50,25 (default 10)")
+    train.add_argument("--epochs", type=_positive(int), default=6, help="epochs (default 6)")
+    train.add_argument("--batch-size", type=_positive(int), default=64, help="batch size (default 64)")
+    train.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam learning rate (default 1e-3)")
+    train.add_argument("--weight-decay", type=float, default=1e-5,
+                       help="coupled L2 weight decay; never applied to k (default 1e-5)")
+    train.add_argument("--seed", type=int, default=42,
+                       help="seed of initial weights, batch order and dropout (default 42)")
+    train.add_argument("--split-seed", type=int, default=42,
+                       help="seed of the validation split (default 42, the lesson's)")
+    train.add_argument("--valid-fraction", type=float, default=0.2,
+                       help="share of ratings held out for validation (default 0.2)")
+    train.add_argument("--json", action="store_true", help="print the result as JSON")
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from minnet.spec import load_spec, spec_from_dict
+    from minnet.study import run_study
+    from minnet.verdict import judge
+
+    spec = load_spec(args.spec)
+    if args.n_trials is not None:
+        raw = {k: dict(v) for k, v in spec.raw.items()}
+        raw["study"]["n_trials"] = args.n_trials
+        spec = spec_from_dict(raw, where=f"{args.spec} (with --n-trials {args.n_trials})")
+    summary = run_study(
+        spec, args.results_dir, storage=args.storage, data_dir=args.data_dir,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+    print(judge(summary.finals).sentence)
+    print(f"report: {args.results_dir / spec.name / 'report.html'}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from minnet.report import write_report
+    from minnet.storage import JOURNAL_NAME, open_storage
+    from minnet.summary import load_summary
+
+    folder: Path = args.results
+    if args.storage is None and not (folder / JOURNAL_NAME).is_file():
+        raise MinnetError(
+            f"{folder} holds no {JOURNAL_NAME}; give a study's results folder, "
+            "or its --storage URL and --study name"
+        )
+    store = open_storage(args.storage, folder)
+    summary = load_summary(store, args.study or folder.resolve().name)
+    path = write_report(summary, folder)
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from minnet.runs import train_on_release
+    from minnet.train import TrainConfig
+
+    learnable = args.learnable_padding is not None
+    result = train_on_release(
+        args.dataset,
+        args.data_dir,
+        hidden=args.hidden,
+        padding=args.learnable_padding if learnable else args.padding,
+        learnable=learnable,
+        config=TrainConfig(
+            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay
+        ),
+        seed=args.seed,
+        split_seed=args.split_seed,
+        valid_fraction=args.valid_fraction,
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        per_epoch = ", ".join(f"{v:.5f}" for v in result["val_mse_per_epoch"])
+        print(f"validation MSE by epoch: {per_epoch}")
+        print(
+            f"validation MSE {result['val_mse']:.5f} (RMSE {result['val_rmse']:.4f}), "
+            f"padding {result['padding']:.4f}, {result['seconds']:.1f} s"
+        )
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "train": cmd_train}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with logging_redirect_tqdm():
+            return COMMANDS[args.command](args)
+    except MinnetError as exc:
+        if args.debug:
+            raise
+        print(f"minnet: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("minnet: interrupted; run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
