@@ -1,0 +1,5 @@
+import sys
+
+from minnet.cli import main
+
+sys.exit(main())
