@@ -33,7 +33,9 @@ def check_registered(model: nn.Module, optimizer: torch.optim.Optimizer) -> None
                 )
 
     in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
-    missing = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in in_optimizer]
+    missing = [
+        n for n, p in model.named_parameters() if p.requires_grad and id(p) not in in_optimizer
+    ]
     if missing:
         raise AuditError(
             f"trainable parameter(s) {', '.join(missing)} are not in the optimizer; "

@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -31,7 +31,7 @@ def _hidden(text: str) -> tuple[int, ...]:
     return widths
 
 
-def _positive(kind: type) -> object:
+def _positive(kind: type) -> Callable[[str], int | float]:
     def parse(text: str) -> int | float:
         try:
             value = kind(text)
@@ -74,16 +74,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("spec", type=Path, help="study spec, e.g. study/lesson5.toml")
     _add_data_dir(run)
     run.add_argument(
-        "--results-dir", type=Path, default=Path("results"), metavar="DIR",
+        "--results-dir",
+        type=Path,
+        default=Path("results"),
+        metavar="DIR",
         help="where the study's folder is created (default: results)",
     )
     run.add_argument(
-        "--storage", metavar="URL",
+        "--storage",
+        metavar="URL",
         help="Optuna storage URL (postgresql://..., sqlite:///...); "
         "default: a journal file in the study's results folder",
     )
     run.add_argument(
-        "--n-trials", type=_positive(int), metavar="N",
+        "--n-trials",
+        type=_positive(int),
+        metavar="N",
         help="total number of finished trials wanted (overrides [study] n_trials)",
     )
 
@@ -93,8 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rebuild report.html, report.md, trials.csv and plots/ of a study "
         "from its storage alone; no training is run.",
     )
-    report.add_argument("results", type=Path, help="the study's results folder, e.g. results/lesson5")
-    report.add_argument("--storage", metavar="URL", help="storage URL if not the folder's journal file")
+    report.add_argument(
+        "results", type=Path, help="the study's results folder, e.g. results/lesson5"
+    )
+    report.add_argument(
+        "--storage", metavar="URL", help="storage URL if not the folder's journal file"
+    )
     report.add_argument("--study", metavar="NAME", help="study name (default: the folder's name)")
 
     train = sub.add_parser(
@@ -105,29 +115,62 @@ def build_parser() -> argparse.ArgumentParser:
         "the lesson's 20%% validation split (numpy seed 42).",
     )
     train.add_argument(
-        "--dataset", default="ml-latest-small-2016", metavar="NAME",
+        "--dataset",
+        default="ml-latest-small-2016",
+        metavar="NAME",
         help="release folder under the data directory (default: ml-latest-small-2016)",
     )
     _add_data_dir(train)
     k = train.add_mutually_exclusive_group()
-    k.add_argument("--padding", type=float, default=0.5, metavar="K", help="fixed padding k (default 0.5)")
     k.add_argument(
-        "--learnable-padding", type=float, nargs="?", const=0.5, metavar="K0",
+        "--padding", type=float, default=0.5, metavar="K", help="fixed padding k (default 0.5)"
+    )
+    k.add_argument(
+        "--learnable-padding",
+        type=float,
+        nargs="?",
+        const=0.5,
+        metavar="K0",
         help="make k a learnable parameter, starting at K0 (default 0.5)",
     )
-    train.add_argument("--hidden", type=_hidden, default=(10,), metavar="W[,W...]",
-                       help="hidden widths of the head, e.g. 10 or 50,25 (default 10)")
+    train.add_argument(
+        "--hidden",
+        type=_hidden,
+        default=(10,),
+        metavar="W[,W...]",
+        help="hidden widths of the head, e.g. 10 or 50,25 (default 10)",
+    )
     train.add_argument("--epochs", type=_positive(int), default=6, help="epochs (default 6)")
-    train.add_argument("--batch-size", type=_positive(int), default=64, help="batch size (default 64)")
-    train.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam learning rate (default 1e-3)")
-    train.add_argument("--weight-decay", type=float, default=1e-5,
-                       help="coupled L2 weight decay; never applied to k (default 1e-5)")
-    train.add_argument("--seed", type=int, default=42,
-                       help="seed of initial weights, batch order and dropout (default 42)")
-    train.add_argument("--split-seed", type=int, default=42,
-                       help="seed of the validation split (default 42, the lesson's)")
-    train.add_argument("--valid-fraction", type=float, default=0.2,
-                       help="share of ratings held out for validation (default 0.2)")
+    train.add_argument(
+        "--batch-size", type=_positive(int), default=64, help="batch size (default 64)"
+    )
+    train.add_argument(
+        "--lr", type=_positive(float), default=1e-3, help="Adam learning rate (default 1e-3)"
+    )
+    train.add_argument(
+        "--weight-decay",
+        type=float,
+        default=1e-5,
+        help="coupled L2 weight decay; never applied to k (default 1e-5)",
+    )
+    train.add_argument(
+        "--seed",
+        type=int,
+        default=42,
+        help="seed of initial weights, batch order and dropout (default 42)",
+    )
+    train.add_argument(
+        "--split-seed",
+        type=int,
+        default=42,
+        help="seed of the validation split (default 42, the lesson's)",
+    )
+    train.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=0.2,
+        help="share of ratings held out for validation (default 0.2)",
+    )
     train.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 
@@ -143,7 +186,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raw["study"]["n_trials"] = args.n_trials
         spec = spec_from_dict(raw, where=f"{args.spec} (with --n-trials {args.n_trials})")
     summary = run_study(
-        spec, args.results_dir, storage=args.storage, data_dir=args.data_dir,
+        spec,
+        args.results_dir,
+        storage=args.storage,
+        data_dir=args.data_dir,
         progress=not args.quiet and sys.stderr.isatty(),
     )
     print(judge(summary.finals).sentence)
@@ -181,7 +227,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         padding=args.learnable_padding if learnable else args.padding,
         learnable=learnable,
         config=TrainConfig(
-            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            weight_decay=args.weight_decay,
         ),
         seed=args.seed,
         split_seed=args.split_seed,
@@ -206,7 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
+    )
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

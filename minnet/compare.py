@@ -56,7 +56,12 @@ def run_final(
         storage=storage, study_name=final_study_name(spec.name), load_if_exists=True
     )
     done = {
-        run_key(t.user_attrs["role"], t.user_attrs["seed"], t.user_attrs["hidden"], t.user_attrs["padding_best"])
+        run_key(
+            t.user_attrs["role"],
+            t.user_attrs["seed"],
+            t.user_attrs["hidden"],
+            t.user_attrs["padding_best"],
+        )
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     }
     todo = [
@@ -69,7 +74,10 @@ def run_final(
         return
     log.info(
         "final comparison: head [%s], fixed k %g vs learnable k from %g, %d runs to go",
-        hidden, fixed_padding, spec.learnable_padding_init, len(todo),
+        hidden,
+        fixed_padding,
+        spec.learnable_padding_init,
+        len(todo),
     )
 
     for seed, role in tqdm(todo, desc="final", unit="run", disable=not progress):
@@ -77,14 +85,22 @@ def run_final(
         padding = spec.learnable_padding_init if learnable else fixed_padding
         trial = study.ask()
         for key, value in {
-            "role": role, "seed": seed, "hidden": hidden,
-            "padding_initial": padding, "padding_best": fixed_padding,
+            "role": role,
+            "seed": seed,
+            "hidden": hidden,
+            "padding_initial": padding,
+            "padding_best": fixed_padding,
         }.items():
             trial.set_user_attr(key, value)
         try:
             run = run_once(
-                context.prepared, parse_hidden(hidden), padding, spec.training, seed,
-                learnable=learnable, init=context.inits[hidden],
+                context.prepared,
+                parse_hidden(hidden),
+                padding,
+                spec.training,
+                seed,
+                learnable=learnable,
+                init=context.inits[hidden],
             )
         except TrainingDiverged as exc:
             trial.set_user_attr("fail_reason", str(exc))
@@ -99,5 +115,9 @@ def run_final(
         study.tell(trial, run.test_mse)
         log.info(
             "final %s seed %d: test MSE %.5f, k %.4f -> %.4f",
-            role, seed, run.test_mse, padding, result.padding,
+            role,
+            seed,
+            run.test_mse,
+            padding,
+            result.padding,
         )

@@ -89,7 +89,9 @@ def read_state(path: Path) -> State:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise MinnetError(f"{path}: cannot read initial weights ({exc}); delete it to recreate it")
+        raise MinnetError(
+            f"{path}: cannot read initial weights ({exc}); delete it to recreate it"
+        ) from None
     return dict(state)
 
 

@@ -1,10 +1,11 @@
-"""One training run from a given start: the unit that trials, final runs and `minnet train` share."""
+"""One training run from a given start: what trials, final runs and `minnet train` share."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -38,7 +39,12 @@ class Prepared:
         hidden_dropout: float = 0.5,
     ) -> Prepared:
         factory = MiniNetFactory(
-            data.n_users, data.n_items, data.rating_range, n_factors, embedding_dropout, hidden_dropout
+            data.n_users,
+            data.n_items,
+            data.rating_range,
+            n_factors,
+            embedding_dropout,
+            hidden_dropout,
         )
         return cls(
             data,
@@ -110,7 +116,7 @@ def train_on_release(
     split_seed: int = 42,
     valid_fraction: float = 0.2,
     n_factors: int = 50,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """One run on a MovieLens release with the lesson's defaults; the result as plain data.
 
     >>> result = train_on_release("ml-latest-small-2016", "../shared/data")  # doctest: +SKIP

@@ -87,7 +87,9 @@ def load_spec(path: str | Path) -> Spec:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise MinnetError(f"{path}: no such spec file; see study/lesson5.toml for an example") from None
+        raise MinnetError(
+            f"{path}: no such spec file; see study/lesson5.toml for an example"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise MinnetError(f"{path}: cannot read the spec ({exc})") from None
     try:
@@ -118,11 +120,13 @@ def spec_from_dict(raw: Mapping[str, Any], where: str = "spec") -> Spec:
 
     paddings, padding_range = _paddings(search["padding"], f"{at} padding")
     hidden = _hidden(search["hidden"], f"{at} hidden")
-    sampler = _choice(study.get("sampler", "grid" if paddings else "tpe"), SAMPLERS, where, "study", "sampler")
+    sampler = _choice(
+        study.get("sampler", "grid" if paddings else "tpe"), SAMPLERS, where, "study", "sampler"
+    )
     if sampler == "grid" and paddings is None:
         raise MinnetError(
             f"{at} padding is a range, which a grid cannot enumerate; give a list of values "
-            "or set [study] sampler = \"tpe\""
+            'or set [study] sampler = "tpe"'
         )
     grid = len(paddings) * len(hidden) if paddings is not None else None
     n_trials = study.get("n_trials", grid if sampler == "grid" else 50)
@@ -131,7 +135,8 @@ def spec_from_dict(raw: Mapping[str, Any], where: str = "spec") -> Spec:
     if sampler == "grid" and grid is not None and n_trials > grid:
         raise MinnetError(
             f"{where}: [study] n_trials is {n_trials} but the grid has only {grid} points "
-            f"({len(paddings or ())} paddings x {len(hidden)} head shapes); lower n_trials or widen the grid"
+            f"({len(paddings or ())} paddings x {len(hidden)} head shapes); "
+            "lower n_trials or widen the grid"
         )
 
     train_keys = {k: training[k] for k in TABLES["training"] if k in training}
@@ -143,7 +148,9 @@ def spec_from_dict(raw: Mapping[str, Any], where: str = "spec") -> Spec:
     final_seeds = final.get("seeds", 5)
     test_fraction = split.get("test_fraction", 0.1)
     if final_seeds < 0:
-        raise MinnetError(f"{where}: [final] seeds is {final_seeds}; use 0 to skip the final comparison")
+        raise MinnetError(
+            f"{where}: [final] seeds is {final_seeds}; use 0 to skip the final comparison"
+        )
     if final_seeds > 0 and test_fraction <= 0:
         raise MinnetError(
             f"{where}: [split] test_fraction is {test_fraction}; the final comparison needs test "
@@ -153,15 +160,23 @@ def spec_from_dict(raw: Mapping[str, Any], where: str = "spec") -> Spec:
         if not 0 <= model.get(key, 0) < 1:
             raise MinnetError(f"{where}: [model] {key} is {model[key]}; it must be in [0, 1)")
     valid_fraction = split.get("valid_fraction", 0.2)
-    if not 0 < valid_fraction < 1 or not 0 <= test_fraction < 1 or valid_fraction + test_fraction >= 1:
+    if (
+        not 0 < valid_fraction < 1
+        or not 0 <= test_fraction < 1
+        or valid_fraction + test_fraction >= 1
+    ):
         raise MinnetError(
             f"{where}: [split] valid_fraction {valid_fraction} + test_fraction {test_fraction} "
             "must each be in [0, 1) and sum to less than 1"
         )
     if model.get("n_factors", 50) < 1:
-        raise MinnetError(f"{where}: [model] n_factors is {model['n_factors']}; it must be at least 1")
+        raise MinnetError(
+            f"{where}: [model] n_factors is {model['n_factors']}; it must be at least 1"
+        )
     if not str(study["name"]).strip() or any(c in study["name"] for c in "/\\"):
-        raise MinnetError(f"{where}: [study] name {study['name']!r} must be a non-empty folder name")
+        raise MinnetError(
+            f"{where}: [study] name {study['name']!r} must be a non-empty folder name"
+        )
 
     return Spec(
         name=study["name"],
@@ -186,7 +201,9 @@ def spec_from_dict(raw: Mapping[str, Any], where: str = "spec") -> Spec:
     )
 
 
-def _check_keys(body: Mapping[str, Any], allowed: Mapping[str, Any], where: str, what: str) -> None:
+def _check_keys(
+    body: Mapping[str, Any], allowed: Mapping[str, Any], where: str, what: str
+) -> None:
     for key in body:
         if key not in allowed:
             close = difflib.get_close_matches(key, list(allowed), n=1)
@@ -199,8 +216,16 @@ def _check_type(value: Any, kind: type | tuple[type, ...], at: str) -> None:
     if float in kinds and isinstance(value, int) and not isinstance(value, bool):
         return
     if isinstance(value, bool) or not isinstance(value, kinds):
-        names = " or ".join({int: "an integer", float: "a number", str: "a string",
-                             list: "a list", dict: "a table"}[k] for k in kinds)
+        names = " or ".join(
+            {
+                int: "an integer",
+                float: "a number",
+                str: "a string",
+                list: "a list",
+                dict: "a table",
+            }[k]
+            for k in kinds
+        )
         raise MinnetError(f"{at} is {value!r}; expected {names}")
     if isinstance(value, float) and not math.isfinite(value):
         raise MinnetError(f"{at} is {value!r}; expected a finite number")
@@ -208,7 +233,9 @@ def _check_type(value: Any, kind: type | tuple[type, ...], at: str) -> None:
 
 def _choice(value: Any, options: tuple[str, ...], where: str, table: str, key: str) -> str:
     if value not in options:
-        raise MinnetError(f"{where}: [{table}] {key} is {value!r}; expected one of {', '.join(options)}")
+        raise MinnetError(
+            f"{where}: [{table}] {key} is {value!r}; expected one of {', '.join(options)}"
+        )
     return str(value)
 
 
@@ -227,7 +254,9 @@ def _paddings(value: Any, at: str) -> tuple[tuple[float, ...] | None, tuple[floa
         return values, None
     _check_keys(value, {"low": float, "high": float}, at, "key")
     if "low" not in value or "high" not in value:
-        raise MinnetError(f"{at} as a range needs both low and high, e.g. {{ low = -1.0, high = 1.5 }}")
+        raise MinnetError(
+            f"{at} as a range needs both low and high, e.g. {{ low = -1.0, high = 1.5 }}"
+        )
     low, high = _number(value["low"], f"{at}.low"), _number(value["high"], f"{at}.high")
     if not low < high:
         raise MinnetError(f"{at} range low {low:g} must be below high {high:g}")
@@ -240,9 +269,12 @@ def _hidden(value: list[Any], at: str) -> tuple[tuple[int, ...], ...]:
     shapes = []
     for i, shape in enumerate(value):
         widths = shape if isinstance(shape, list) else [shape]
-        if not widths or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
+        if not widths or not all(
+            isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths
+        ):
             raise MinnetError(
-                f"{at}[{i}] is {shape!r}; a head shape is a list of positive integer widths, e.g. [50, 25]"
+                f"{at}[{i}] is {shape!r}; a head shape is a list of positive integer widths, "
+                "e.g. [50, 25]"
             )
         shapes.append(tuple(widths))
     if len(set(shapes)) != len(shapes):

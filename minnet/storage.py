@@ -46,7 +46,9 @@ def open_storage(url: str | None, folder: Path) -> BaseStorage:
             "install it, e.g. pip install 'minnet-study[postgres]'"
         ) from None
     except Exception as exc:  # SQLAlchemy raises many kinds; all mean the same to the user
-        raise MinnetError(f"--storage {redact(url)}: cannot connect ({_first_line(exc)})") from None
+        raise MinnetError(
+            f"--storage {redact(url)}: cannot connect ({_first_line(exc)})"
+        ) from None
 
 
 def describe(url: str | None, folder: Path) -> str:

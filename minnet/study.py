@@ -142,7 +142,10 @@ def _spec_difference(stored: dict[str, Any], new: dict[str, Any]) -> str:
 
 def make_sampler(spec: Spec) -> optuna.samplers.BaseSampler:
     if spec.sampler == "grid":
-        space = {"padding": list(spec.paddings or ()), "hidden": spec.hidden_keys}
+        space: dict[str, list[float] | list[str]] = {
+            "padding": list(spec.paddings or ()),
+            "hidden": spec.hidden_keys,
+        }
         return optuna.samplers.GridSampler(space, seed=spec.seed)
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=spec.seed)
@@ -180,10 +183,11 @@ def _context(
         "storage": storage_label,
     }
     stored_facts = study.user_attrs.get("facts")
-    if stored_facts and stored_facts.get("split_sha256") != facts["split_sha256"]:
+    split_digest = prepared.split.sha256()
+    if stored_facts and stored_facts.get("split_sha256") != split_digest:
         raise MinnetError(
             f"study '{spec.name}' was run on different data or split (split sha256 "
-            f"{stored_facts['split_sha256'][:12]}, now {facts['split_sha256'][:12]}); "
+            f"{str(stored_facts.get('split_sha256'))[:12]}, now {split_digest[:12]}); "
             "restore the data or start a new study"
         )
     if expected is None:
@@ -239,11 +243,24 @@ def _search(study: optuna.Study, context: StudyContext, progress: bool) -> None:
     spec = context.spec
     done = len(study.get_trials(deepcopy=False, states=FINISHED))
     if done >= spec.n_trials:
-        log.info("study '%s' already has %d of %d trials; nothing to run", spec.name, done, spec.n_trials)
+        log.info(
+            "study '%s' already has %d of %d trials; nothing to run",
+            spec.name,
+            done,
+            spec.n_trials,
+        )
         return
-    log.info("study '%s': %d of %d trials done, running %d", spec.name, done, spec.n_trials, spec.n_trials - done)
+    log.info(
+        "study '%s': %d of %d trials done, running %d",
+        spec.name,
+        done,
+        spec.n_trials,
+        spec.n_trials - done,
+    )
 
-    bar = tqdm(total=spec.n_trials, initial=done, unit="trial", desc=spec.name, disable=not progress)
+    bar = tqdm(
+        total=spec.n_trials, initial=done, unit="trial", desc=spec.name, disable=not progress
+    )
     stop = optuna.study.MaxTrialsCallback(spec.n_trials, states=FINISHED)
 
     def finished(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -263,7 +280,9 @@ def _search(study: optuna.Study, context: StudyContext, progress: bool) -> None:
             )
             now = len(study.get_trials(deepcopy=False, states=FINISHED))
             if now == done:
-                log.warning("a round of trials finished none; stopping at %d of %d", now, spec.n_trials)
+                log.warning(
+                    "a round of trials finished none; stopping at %d of %d", now, spec.n_trials
+                )
                 break
             done = now
     finally:
@@ -276,8 +295,12 @@ def _log_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         best = best_trial(study) or trial
         log.info(
             "trial %d: %s -> valid MSE %.5f (%.1f s); best %.5f (trial %d)",
-            trial.number, params, trial.value, trial.user_attrs.get("seconds", 0.0),
-            best.value, best.number,
+            trial.number,
+            params,
+            trial.value,
+            trial.user_attrs.get("seconds", 0.0),
+            best.value,
+            best.number,
         )
     else:
         reason = trial.user_attrs.get("fail_reason") or trial.system_attrs.get("fail_reason", "")

@@ -79,19 +79,22 @@ def _trials_frame(trials: list[Any]) -> pd.DataFrame:
     rows = []
     for t in trials:
         per_epoch = [t.intermediate_values[k] for k in sorted(t.intermediate_values)]
-        rows.append({
-            "number": t.number,
-            "state": t.state.name,
-            "padding": t.params.get("padding", float("nan")),
-            "hidden": str(t.params.get("hidden", "")),
-            "val_mse": t.value if t.state.name == "COMPLETE" else float("nan"),
-            "val_mse_per_epoch": t.user_attrs.get("val_mse_per_epoch", per_epoch),
-            "seconds": t.user_attrs.get("seconds", float("nan")),
-            "init_sha256": t.user_attrs.get("init_sha256", ""),
-            "seed": t.user_attrs.get("seed"),
-            "split_sha256": t.user_attrs.get("split_sha256", ""),
-            "fail_reason": t.user_attrs.get("fail_reason") or t.system_attrs.get("fail_reason", ""),
-        })
+        rows.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "padding": t.params.get("padding", float("nan")),
+                "hidden": str(t.params.get("hidden", "")),
+                "val_mse": t.value if t.state.name == "COMPLETE" else float("nan"),
+                "val_mse_per_epoch": t.user_attrs.get("val_mse_per_epoch", per_epoch),
+                "seconds": t.user_attrs.get("seconds", float("nan")),
+                "init_sha256": t.user_attrs.get("init_sha256", ""),
+                "seed": t.user_attrs.get("seed"),
+                "split_sha256": t.user_attrs.get("split_sha256", ""),
+                "fail_reason": t.user_attrs.get("fail_reason")
+                or t.system_attrs.get("fail_reason", ""),
+            }
+        )
     return pd.DataFrame(rows, columns=list(TRIAL_COLUMNS))
 
 
@@ -99,17 +102,23 @@ def _finals_frame(trials: list[Any], hidden: str, padding: float) -> pd.DataFram
     rows = []
     for t in trials:
         a = t.user_attrs
-        if t.state.name != "COMPLETE" or a.get("hidden") != hidden or a.get("padding_best") != padding:
+        if (
+            t.state.name != "COMPLETE"
+            or a.get("hidden") != hidden
+            or a.get("padding_best") != padding
+        ):
             continue
-        rows.append({
-            "role": a["role"],
-            "seed": a["seed"],
-            "hidden": a["hidden"],
-            "padding_initial": a["padding_initial"],
-            "padding_final": a["padding_final"],
-            "test_mse": t.value,
-            "val_mse_per_epoch": a["val_mse_per_epoch"],
-            "padding_trace": a["padding_trace"] if a["role"] == "learnable" else [],
-        })
+        rows.append(
+            {
+                "role": a["role"],
+                "seed": a["seed"],
+                "hidden": a["hidden"],
+                "padding_initial": a["padding_initial"],
+                "padding_final": a["padding_final"],
+                "test_mse": t.value,
+                "val_mse_per_epoch": a["val_mse_per_epoch"],
+                "padding_trace": a["padding_trace"] if a["role"] == "learnable" else [],
+            }
+        )
     frame = pd.DataFrame(rows, columns=list(FINAL_COLUMNS))
     return frame.sort_values(["seed", "role"], ignore_index=True)

@@ -8,10 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(os.environ.get("MINNET_SHARED_DATA", Path(__file__).parents[2] / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("MINNET_SHARED_DATA", Path(__file__).parents[2] / "shared" / "data")
+)
 
 
-def write_ratings_csv(folder: Path, n_users: int = 60, n_items: int = 80, n: int = 2400, seed: int = 0) -> Path:
+def write_ratings_csv(
+    folder: Path, n_users: int = 60, n_items: int = 80, n: int = 2400, seed: int = 0
+) -> Path:
     """A small ratings.csv with latent structure, half-star ratings and sparse ids."""
     rng = np.random.default_rng(seed)
     users = rng.integers(0, n_users, size=n * 2)

@@ -26,13 +26,30 @@ seeds = 2
 
 def minnet(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "minnet", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "minnet", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
 def test_train_json_reports_the_run(tmp_path: Path, data_dir: Path) -> None:
-    out = minnet("train", "--dataset", "tiny", "--data-dir", str(data_dir), "--epochs", "2",
-                 "--hidden", "8,4", "--learnable-padding", "0.3", "--json", cwd=tmp_path)
+    out = minnet(
+        "train",
+        "--dataset",
+        "tiny",
+        "--data-dir",
+        str(data_dir),
+        "--epochs",
+        "2",
+        "--hidden",
+        "8,4",
+        "--learnable-padding",
+        "0.3",
+        "--json",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert len(result["val_mse_per_epoch"]) == 2
@@ -72,7 +89,9 @@ def test_run_then_report_from_storage_alone(tmp_path: Path, data_dir: Path) -> N
         (["frobnicate"], "invalid choice"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(tmp_path: Path, data_dir: Path, args: list[str], message: str) -> None:
+def test_bad_input_exits_2_with_one_line(
+    tmp_path: Path, data_dir: Path, args: list[str], message: str
+) -> None:
     if "tiny" in args:
         args = [*args, "--data-dir", str(data_dir)]
     out = minnet(*args, cwd=tmp_path)
@@ -85,6 +104,14 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, data_dir: Path, args: l
 def test_help_explains_every_flag(tmp_path: Path) -> None:
     out = minnet("train", "--help", cwd=tmp_path)
     assert out.returncode == 0
-    for flag in ("--dataset", "--data-dir", "--padding", "--learnable-padding", "--hidden",
-                 "--epochs", "--seed", "--json"):
+    for flag in (
+        "--dataset",
+        "--data-dir",
+        "--padding",
+        "--learnable-padding",
+        "--hidden",
+        "--epochs",
+        "--seed",
+        "--json",
+    ):
         assert flag in out.stdout

@@ -4,7 +4,9 @@ import torch
 from minnet.errors import MinnetError
 from minnet.initial import MiniNetFactory, create_state, load_state, prepare, state_sha256
 
-FACTORY = MiniNetFactory(20, 30, (0.5, 5.0), n_factors=6, embedding_dropout=0.05, hidden_dropout=0.5)
+FACTORY = MiniNetFactory(
+    20, 30, (0.5, 5.0), n_factors=6, embedding_dropout=0.05, hidden_dropout=0.5
+)
 
 
 def test_embeddings_are_identical_across_head_shapes() -> None:

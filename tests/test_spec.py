@@ -53,7 +53,10 @@ def test_padding_range_selects_tpe(tmp_path: Path) -> None:
     ("edit", "message"),
     [
         (("[search]", "[serach]"), r"unknown table 'serach'; did you mean 'search'\?"),
-        (('name = "tiny"', 'nmae = "tiny"'), r"unknown key in \[data\] 'nmae'; did you mean 'name'\?"),
+        (
+            ('name = "tiny"', 'nmae = "tiny"'),
+            r"unknown key in \[data\] 'nmae'; did you mean 'name'\?",
+        ),
         (("[0.0, 0.5]", "[]"), r"\[search\] padding is an empty list"),
         (("[0.0, 0.5]", '["a"]'), r"\[search\] padding\[0\] is 'a'; expected a number"),
         (("[0.0, 0.5]", "{ low = 1.0, high = 0.0 }"), r"range low 1 must be below high 0"),
@@ -62,9 +65,15 @@ def test_padding_range_selects_tpe(tmp_path: Path) -> None:
         (("[[4], [8, 4]]", "[[4], [4]]"), r"lists a head shape twice"),
         (('[study]\nname = "t"', '[study]\nname = "t"\nn_trials = 9'), r"grid has only 4 points"),
         (('[study]\nname = "t"', '[study]\nname = "t"\nsampler = "cmaes"'), r"sampler is 'cmaes'"),
-        (('[study]\nname = "t"', '[study]\nname = "t"\nseed = "x"'), r"\[study\] seed is 'x'; expected an integer"),
+        (
+            ('[study]\nname = "t"', '[study]\nname = "t"\nseed = "x"'),
+            r"\[study\] seed is 'x'; expected an integer",
+        ),
         (('[study]\nname = "t"', '[study]\nname = "a/b"'), r"must be a non-empty folder name"),
-        (("[search]", "[split]\nvalid_fraction = 0.7\ntest_fraction = 0.3\n[search]"), r"sum to less than 1"),
+        (
+            ("[search]", "[split]\nvalid_fraction = 0.7\ntest_fraction = 0.3\n[search]"),
+            r"sum to less than 1",
+        ),
         (("[search]", "[split]\ntest_fraction = 0.0\n[search]"), r"final comparison needs test"),
         (("[search]", "[training]\nepochs = 0\n[search]"), r"\[training\] training epochs is 0"),
         (("[search]", "[training]\nlr = -1\n[search]"), r"lr is -1"),
@@ -74,7 +83,9 @@ def test_padding_range_selects_tpe(tmp_path: Path) -> None:
         (("[study]", "[study"), r"invalid TOML"),
     ],
 )
-def test_bad_specs_name_the_key_and_the_fix(tmp_path: Path, edit: tuple[str, str], message: str) -> None:
+def test_bad_specs_name_the_key_and_the_fix(
+    tmp_path: Path, edit: tuple[str, str], message: str
+) -> None:
     path = write(tmp_path, GOOD.replace(*edit, 1))
     with pytest.raises(MinnetError, match=message) as info:
         load_spec(path)

@@ -42,7 +42,13 @@ def test_study_runs_resumes_and_extends_exactly(tmp_path: Path, data_dir: Path) 
 
     assert len(summary.finals) == 4
     assert sorted(summary.finals["role"]) == ["fixed", "fixed", "learnable", "learnable"]
-    for name in ("report.html", "report.md", "trials.csv", "finals.csv", "plots/mse_vs_padding.png"):
+    for name in (
+        "report.html",
+        "report.md",
+        "trials.csv",
+        "finals.csv",
+        "plots/mse_vs_padding.png",
+    ):
         assert (results / "t" / name).is_file(), name
 
 
