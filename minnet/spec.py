@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from minnet.data import DataConfig
 from minnet.errors import MinnetError
 from minnet.initial import hidden_key
 from minnet.train import TrainConfig
@@ -30,7 +31,7 @@ TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
         "sampler": str,
         "pruner": str,
     },
-    "data": {"name": str},
+    "data": {},  # checked by DataConfig.from_table
     "split": {"seed": int, "valid_fraction": float, "test_fraction": float},
     "model": {"n_factors": int, "embedding_dropout": float, "hidden_dropout": float},
     "training": {
@@ -43,7 +44,7 @@ TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
     "search": {"padding": (list, dict), "hidden": list},
     "final": {"seeds": int, "learnable_padding_init": float},
 }
-REQUIRED = {"study": ("name",), "data": ("name",), "search": ("padding", "hidden")}
+REQUIRED = {"study": ("name",), "search": ("padding", "hidden")}
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Spec:
     n_trials: int
     sampler: str
     pruner: str
-    data: dict[str, Any]
+    data: DataConfig
     split_seed: int
     valid_fraction: float
     test_fraction: float
@@ -106,6 +107,8 @@ def spec_from_dict(raw: Mapping[str, Any], where: str = "spec") -> Spec:
         body = raw.get(table, {})
         if not isinstance(body, Mapping):
             raise MinnetError(f"{where}: [{table}] must be a table")
+        if table == "data":
+            continue
         _check_keys(body, keys, where, f"key in [{table}]")
         for key, kind in keys.items():
             if key in body:
@@ -114,6 +117,10 @@ def spec_from_dict(raw: Mapping[str, Any], where: str = "spec") -> Spec:
             if key not in body:
                 raise MinnetError(f"{where}: [{table}] {key} is required")
 
+    try:
+        data = DataConfig.from_table(raw.get("data", {}))
+    except MinnetError as exc:
+        raise MinnetError(f"{where}: {exc}") from None
     study, split, model = raw["study"], raw.get("split", {}), raw.get("model", {})
     training, search, final = raw.get("training", {}), raw["search"], raw.get("final", {})
     at = f"{where}: [search]"
@@ -184,7 +191,7 @@ def spec_from_dict(raw: Mapping[str, Any], where: str = "spec") -> Spec:
         n_trials=n_trials,
         sampler=sampler,
         pruner=_choice(study.get("pruner", "none"), PRUNERS, where, "study", "pruner"),
-        data=dict(raw["data"]),
+        data=data,
         split_seed=split.get("seed", study.get("seed", 42)),
         valid_fraction=valid_fraction,
         test_fraction=test_fraction,

@@ -27,7 +27,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_lesson_spec_asks_the_lessons_question() -> None:
     spec = load_spec(REPO / "study" / "lesson5.toml")
 
-    assert spec.data["name"] == "ml-latest-small-2016"
+    assert spec.data.name == "ml-latest-small-2016"
     assert spec.paddings is not None and len(spec.paddings) >= 7
     assert 0.5 in spec.paddings and min(spec.paddings) == -1.0 and max(spec.paddings) == 1.5
     assert sum(p < 0 for p in spec.paddings) >= 2
@@ -55,7 +55,7 @@ def test_padding_range_selects_tpe(tmp_path: Path) -> None:
         (("[search]", "[serach]"), r"unknown table 'serach'; did you mean 'search'\?"),
         (
             ('name = "tiny"', 'nmae = "tiny"'),
-            r"unknown key in \[data\] 'nmae'; did you mean 'name'\?",
+            r"\[data\] key 'nmae' is unknown; did you mean 'name'\?",
         ),
         (("[0.0, 0.5]", "[]"), r"\[search\] padding is an empty list"),
         (("[0.0, 0.5]", '["a"]'), r"\[search\] padding\[0\] is 'a'; expected a number"),
@@ -79,7 +79,7 @@ def test_padding_range_selects_tpe(tmp_path: Path) -> None:
         (("[search]", "[training]\nlr = -1\n[search]"), r"lr is -1"),
         (("[search]", "[model]\nhidden_dropout = 1.5\n[search]"), r"hidden_dropout is 1.5"),
         (("[search]", "[final]\nseeds = -1\n[search]"), r"\[final\] seeds is -1"),
-        (('[data]\nname = "tiny"', ""), r"\[data\] name is required"),
+        (('[data]\nname = "tiny"', ""), r"\[data\] name is missing"),
         (("[study]", "[study"), r"invalid TOML"),
     ],
 )
