@@ -52,7 +52,8 @@ def check_gradients(model: nn.Module) -> None:
                 f"parameter '{name}' got no gradient in the first step; "
                 "it is not used by forward(), or its graph is detached"
             )
-        if not bool(torch.isfinite(p.grad).all()):
+        values = p.grad.coalesce().values() if p.grad.is_sparse else p.grad
+        if not bool(torch.isfinite(values).all()):
             raise AuditError(f"parameter '{name}' got a non-finite gradient in the first step")
 
 
