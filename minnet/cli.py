@@ -92,6 +92,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="total number of finished trials wanted (overrides [study] n_trials)",
     )
+    run.add_argument(
+        "--workers",
+        type=_positive(int),
+        default=1,
+        metavar="N",
+        help="worker processes running trials at once, each with its share of the cores "
+        "(default 1)",
+    )
+    run.add_argument(
+        "--threads",
+        type=_positive(int),
+        metavar="N",
+        help="torch threads per worker, at most its share of the cores (default 1: the "
+        "Mini Net's small batches gain nothing from more; use --workers to fill the cores)",
+    )
 
     report = sub.add_parser(
         "report",
@@ -172,6 +187,60 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of ratings held out for validation (default 0.2)",
     )
     train.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    worker = sub.add_parser(
+        "worker",
+        help="join a running study from any machine and run its queued trials",
+        description="Join the study NAME in a database storage and run its queued trials "
+        "until none is left. The spec and the initial weights are read from the storage; "
+        "only the data must be on this machine.",
+    )
+    worker.add_argument(
+        "--storage",
+        required=True,
+        metavar="URL",
+        help="the study's storage: postgresql://..., mysql://... or a .journal file",
+    )
+    worker.add_argument("--study", required=True, metavar="NAME", help="the study's name")
+    _add_data_dir(worker)
+    worker.add_argument(
+        "--threads",
+        type=_positive(int),
+        metavar="N",
+        help="torch threads for this worker (default 1)",
+    )
+
+    replay = sub.add_parser(
+        "replay",
+        help="train one stored trial again and check its result is bit-identical",
+        description="Re-run trial TRIAL from its stored spec, initial weights, seed and thread "
+        "count, print the stored and the replayed validation MSE, and exit 0 if they are "
+        "identical, 1 if not.",
+    )
+    replay.add_argument(
+        "results", type=Path, help="the study's results folder, e.g. results/lesson5"
+    )
+    replay.add_argument("trial", type=int, help="the trial's number")
+    replay.add_argument(
+        "--storage", metavar="URL", help="storage URL if not the folder's journal file"
+    )
+    replay.add_argument("--study", metavar="NAME", help="study name (default: the folder's name)")
+    _add_data_dir(replay)
+
+    studies = sub.add_parser(
+        "studies",
+        help="list studies with their number of trials in each state",
+        description="List the studies of a storage, or of every results folder under "
+        "--results-dir, with how many trials are COMPLETE, PRUNED, FAIL, RUNNING and WAITING.",
+    )
+    studies.add_argument("--storage", metavar="URL", help="a database or journal storage")
+    studies.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path("results"),
+        metavar="DIR",
+        help="where to look for journal files without --storage (default: results)",
+    )
     return parser
 
 
@@ -191,6 +260,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         storage=args.storage,
         data_dir=args.data_dir,
         progress=not args.quiet and sys.stderr.isatty(),
+        workers=args.workers,
+        threads=args.threads,
     )
     print(judge(summary.finals).sentence)
     print(f"report: {args.results_dir / spec.name / 'report.html'}")
@@ -248,7 +319,74 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "train": cmd_train}
+def cmd_worker(args: argparse.Namespace) -> int:
+    from minnet.storage import describe
+    from minnet.workers import Join, join
+
+    level = logging.getLogger("minnet").getEffectiveLevel()
+    log.info("joining study '%s' in %s", args.study, describe(args.storage, Path()))
+    done = join(Join(args.storage, args.study, args.data_dir, args.threads, log_level=level))
+    print(f"worker finished {done} trial{'s' if done != 1 else ''} of study '{args.study}'")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from minnet.replay import replay
+
+    folder: Path = args.results
+    name = args.study or folder.resolve().name
+    result = replay(args.storage, folder, name, args.trial, args.data_dir)
+    params = ", ".join(f"{k} {v}" for k, v in sorted(result.params.items()))
+    print(
+        f"trial {result.number} ({params}; worker {result.worker}, "
+        f"{result.threads} thread{'s' if result.threads != 1 else ''})"
+    )
+    print(f"stored   valid MSE {result.stored!r}")
+    print(f"replayed valid MSE {result.replayed!r}")
+    if not result.identical:
+        print(
+            f"minnet: replay of trial {result.number} differs from the stored result "
+            f"by {result.replayed - result.stored!r}",
+            file=sys.stderr,
+        )
+        return 1
+    print("identical")
+    return 0
+
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    from minnet.storage import JOURNAL_NAME, describe, open_storage, state_counts
+
+    if args.storage is not None:
+        store = open_storage(args.storage, Path(), create=False)
+        places = [(describe(args.storage, Path()), store)]
+    else:
+        journals = sorted(Path(args.results_dir).glob(f"*/{JOURNAL_NAME}"))
+        places = [(str(j), open_storage(str(j), j.parent)) for j in journals]
+    columns = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+    rows = [
+        (name, *(str(counts[c]) for c in columns), where)
+        for where, store in places
+        for name, counts in sorted(state_counts(store).items())
+    ]
+    if not rows:
+        print("no studies found")
+        return 0
+    header = ("study", *(c.lower() for c in columns), "storage")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "report": cmd_report,
+    "train": cmd_train,
+    "worker": cmd_worker,
+    "replay": cmd_replay,
+    "studies": cmd_studies,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,65 +1,52 @@
-"""The search: an Optuna study over padding and head shape, every trial from the same start.
+"""The search: create or resume a study, queue its trials, run them, compare, report.
 
 Before the first trial the initial weights of every head shape are created from the
-study's seed and saved under ``results/<study>/init/``. Each trial then builds a fresh
-model, loads its shape's weights strictly, and trains with everything seeded from the
-same seed, so trials differ only in their hyperparameters. ``n_trials`` is a total over
-all runs of the study: running a spec again completes what is missing.
+study's seed, saved under ``results/<study>/init/`` and stored with the study, so a worker
+on another machine can load them. Each trial then builds a fresh model, loads its shape's
+weights strictly, and trains with everything seeded from the same seed, so trials differ
+only in their hyperparameters.
+
+``n_trials`` counts finished (COMPLETE or PRUNED) trials over all runs of the study: the
+process that creates or resumes it enqueues exactly the trials still wanted (see
+``minnet.tickets``), and one or more workers run them. Running a spec again completes
+what is missing, including trials whose worker died.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
-from tqdm.auto import tqdm
+import torch
+from optuna.exceptions import DuplicatedStudyError
+from optuna.trial import TrialState
 
-from minnet import compare, initial
-from minnet.data import Ratings, load_release
+from minnet import compare, initial, stored_init, tickets
 from minnet.errors import MinnetError
-from minnet.model import check_padding
+from minnet.liveness import GRACE_SECONDS, gone, identity
+from minnet.objective import (
+    StudyContext,
+    best_trial,
+    check_split,
+    make_pruner,
+    prepare_data,
+)
 from minnet.report import write_report
-from minnet.runs import Prepared, library_versions, run_once
+from minnet.runs import Prepared, library_versions
 from minnet.spec import Spec
-from minnet.split import make_split
-from minnet.storage import describe, open_storage
+from minnet.storage import JOURNAL_NAME, describe, open_storage
 from minnet.summary import StudySummary, load_summary
-from minnet.train import TrainingDiverged
+from minnet.workers import Join, run_processes, threads_per_worker, work
 
 log = logging.getLogger(__name__)
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-@dataclass
-class StudyContext:
-    """Everything a trial needs, built once per process."""
-
-    spec: Spec
-    prepared: Prepared
-    inits: dict[str, initial.State]
-    init_sha256: dict[str, str]
-
-
-def prepare_data(spec: Spec, data_dir: str | Path | None = None) -> Prepared:
-    """Load and split the spec's data, and check its paddings against the rating range."""
-    data = load_dataset(spec, data_dir)
-    for padding in spec.all_paddings():
-        check_padding(padding, data.rating_range, where="[search] padding")
-    check_padding(spec.learnable_padding_init, data.rating_range, "[final] learnable_padding_init")
-    split = make_split(len(data), spec.split_seed, spec.valid_fraction, spec.test_fraction)
-    return Prepared.build(data, split, spec.n_factors, spec.embedding_dropout, spec.hidden_dropout)
-
-
-def load_dataset(spec: Spec, data_dir: str | Path | None) -> Ratings:
-    return load_release(spec.data["name"], data_dir)
+SETUP_POLL_SECONDS = 0.5
 
 
 def run_study(
@@ -68,23 +55,42 @@ def run_study(
     storage: str | None = None,
     data_dir: str | Path | None = None,
     progress: bool = False,
+    workers: int = 1,
+    grace: float = GRACE_SECONDS,
+    threads: int | None = None,
 ) -> StudySummary:
-    """Run (or resume) the search, then the final comparison, then write the report.
+    """Run (or resume, or join) the search, then the final comparison, then write the report.
 
-    Returns the summary the report was made from. Nothing is written under
-    ``results_dir`` unless the spec, the data and the storage are all usable.
+    ``workers`` processes run the trials (1: this process), each with ``threads`` torch
+    threads (default 1, at most its share of the cores). Several ``run_study`` calls,
+    on one machine or many, may share a study through a database ``storage``. Returns the
+    summary the report was made from. Nothing is written under ``results_dir`` unless the
+    spec, the data and the storage are all usable.
     """
+    if workers < 1:
+        raise MinnetError(f"--workers is {workers}; give 1 or more worker processes")
     prepared = prepare_data(spec, data_dir)
     folder = Path(results_dir) / spec.name
     with _cleanup_on_error(folder):
         store = open_storage(storage, folder)
-        study = _open_study(spec, store)
+        study, created = _open_study(spec, store, grace)
         context = _context(spec, prepared, study, folder, describe(storage, folder))
+    _queue(study, spec, created, grace)
+    _note_search(spec, workers)
 
-    _search(study, context, progress)
+    n_threads = threads_per_worker(workers, threads)
+    if workers == 1:
+        with _torch_threads(n_threads):
+            work(study, context, grace, progress)
+    else:
+        where = storage or str(folder / JOURNAL_NAME)
+        level = logging.getLogger("minnet").getEffectiveLevel()
+        run_processes(Join(where, spec.name, _str(data_dir), n_threads, grace, level), workers)
+    _check_finished(study, spec)
+
     best = best_trial(study)
     if best is not None and spec.final_seeds > 0:
-        compare.run_final(spec, context, best, store, progress=progress)
+        compare.run_final(spec, context, best, store, progress=progress, grace=grace)
     summary = load_summary(store, spec.name)
     write_report(summary, folder)
     log.info("report written to %s", folder / "report.html")
@@ -103,15 +109,20 @@ def _cleanup_on_error(folder: Path) -> Iterator[None]:
         raise
 
 
-def _open_study(spec: Spec, store: optuna.storages.BaseStorage) -> optuna.Study:
-    study = optuna.create_study(
-        storage=store,
-        study_name=spec.name,
-        direction="minimize",
-        sampler=make_sampler(spec),
-        pruner=make_pruner(spec),
-        load_if_exists=True,
-    )
+def _open_study(
+    spec: Spec, store: optuna.storages.BaseStorage, grace: float
+) -> tuple[optuna.Study, bool]:
+    """The study, and whether this process created it (creating a study is atomic)."""
+    try:
+        study = optuna.create_study(storage=store, study_name=spec.name, direction="minimize")
+        created = True
+        study.set_user_attr("creator", identity())
+    except DuplicatedStudyError:
+        study = optuna.load_study(study_name=spec.name, storage=store)
+        created = False
+        _wait_for_creator(study, grace)
+    study.pruner = make_pruner(spec)
+
     stored = study.user_attrs.get("spec")
     if stored is None:
         study.set_user_attr("spec", spec.raw)
@@ -124,7 +135,25 @@ def _open_study(spec: Spec, store: optuna.storages.BaseStorage) -> optuna.Study:
             )
         if stored.get("study", {}).get("n_trials") != spec.raw.get("study", {}).get("n_trials"):
             study.set_user_attr("spec", spec.raw)
-    return study
+    return study, created
+
+
+def _wait_for_creator(study: optuna.Study, grace: float) -> None:
+    """Let a process that is creating the study at this moment finish queueing its trials."""
+    waited = 0.0
+    while "queued" not in (attrs := study.user_attrs):
+        creator = attrs.get("creator")
+        if creator is None and "spec" in attrs:
+            return  # created by an older minnet, which queued nothing
+        if waited >= grace or (creator and gone(creator)):
+            log.warning(
+                "the process that created study '%s' stopped; taking over", study.study_name
+            )
+            return
+        if waited == 0:
+            log.info("waiting for the process creating study '%s'", study.study_name)
+        time.sleep(SETUP_POLL_SECONDS)
+        waited += SETUP_POLL_SECONDS
 
 
 def _spec_difference(stored: dict[str, Any], new: dict[str, Any]) -> str:
@@ -140,36 +169,29 @@ def _spec_difference(stored: dict[str, Any], new: dict[str, Any]) -> str:
     return ""
 
 
-def make_sampler(spec: Spec) -> optuna.samplers.BaseSampler:
-    if spec.sampler == "grid":
-        space: dict[str, list[float] | list[str]] = {
-            "padding": list(spec.paddings or ()),
-            "hidden": spec.hidden_keys,
-        }
-        return optuna.samplers.GridSampler(space, seed=spec.seed)
-    if spec.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
-    return optuna.samplers.TPESampler(seed=spec.seed)
-
-
-def make_pruner(spec: Spec) -> optuna.pruners.BasePruner:
-    if spec.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
-    return optuna.pruners.NopPruner()
-
-
 def _context(
     spec: Spec, prepared: Prepared, study: optuna.Study, folder: Path, storage_label: str
 ) -> StudyContext:
+    check_split(study, prepared)
     expected = study.user_attrs.get("init_sha256")
     inits = initial.prepare(folder / "init", prepared.factory, spec.hidden, spec.seed, expected)
     digests = {key: initial.state_sha256(state) for key, state in inits.items()}
-    facts = {
+    if expected is None:
+        study.set_user_attr("init_sha256", digests)
+    if not stored_init.present(study):
+        stored_init.store(study, inits)
+    if not study.user_attrs.get("facts"):
+        study.set_user_attr("facts", _facts(spec, prepared, storage_label))
+    return StudyContext(spec, prepared, inits, digests)
+
+
+def _facts(spec: Spec, prepared: Prepared, storage_label: str) -> dict[str, Any]:
+    return {
         "seed": spec.seed,
         "split_seed": spec.split_seed,
         "split_sha256": prepared.split.sha256(),
         "data_sha256": prepared.data.sha256(),
-        "dataset": spec.data.get("name"),
+        "dataset": spec.data.name,
         "ratings": len(prepared.data),
         "users": prepared.data.n_users,
         "items": prepared.data.n_items,
@@ -182,126 +204,63 @@ def _context(
         "versions": library_versions(),
         "storage": storage_label,
     }
-    stored_facts = study.user_attrs.get("facts")
-    split_digest = prepared.split.sha256()
-    if stored_facts and stored_facts.get("split_sha256") != split_digest:
-        raise MinnetError(
-            f"study '{spec.name}' was run on different data or split (split sha256 "
-            f"{str(stored_facts.get('split_sha256'))[:12]}, now {split_digest[:12]}); "
-            "restore the data or start a new study"
-        )
-    if expected is None:
-        study.set_user_attr("init_sha256", digests)
-    if not stored_facts:
-        study.set_user_attr("facts", facts)
-    return StudyContext(spec, prepared, inits, digests)
 
 
-def objective(context: StudyContext, trial: optuna.Trial) -> float:
-    """Train one trial from its head shape's stored initial weights; return validation MSE."""
-    spec = context.spec
-    if spec.paddings is not None:
-        padding = float(trial.suggest_categorical("padding", list(spec.paddings)))
-    else:
-        low, high = spec.padding_range or (0.0, 1.0)
-        padding = trial.suggest_float("padding", low, high)
-    key = str(trial.suggest_categorical("hidden", spec.hidden_keys))
-    trial.set_user_attr("seed", spec.seed)
-    trial.set_user_attr("split_sha256", context.prepared.split.sha256())
-    trial.set_user_attr("init_sha256", context.init_sha256[key])
-
-    def report(epoch: int, mse: float) -> None:
-        trial.report(mse, epoch)
-        if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after epoch {epoch} at validation MSE {mse:.5f}")
-
-    try:
-        run = run_once(
-            context.prepared,
-            initial.parse_hidden(key),
-            padding,
-            spec.training,
-            spec.seed,
-            init=context.inits[key],
-            on_epoch=report,
-        )
-    except TrainingDiverged as exc:
-        trial.set_user_attr("fail_reason", str(exc))
-        raise
-    trial.set_user_attr("init_sha256", run.init_sha256)
-    trial.set_user_attr("seconds", round(run.result.seconds, 3))
-    trial.set_user_attr("val_mse_per_epoch", run.result.val_mse_per_epoch)
-    return run.result.val_mse
-
-
-def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return min(complete, key=lambda t: (t.value, t.number)) if complete else None
-
-
-def _search(study: optuna.Study, context: StudyContext, progress: bool) -> None:
-    spec = context.spec
-    done = len(study.get_trials(deepcopy=False, states=FINISHED))
-    if done >= spec.n_trials:
+def _queue(study: optuna.Study, spec: Spec, created: bool, grace: float) -> None:
+    """Recover trials of dead workers, then enqueue what the study still lacks."""
+    tickets.recover_dead(study, grace)
+    tickets.top_up(study, spec)
+    if created or "queued" not in study.user_attrs:
+        study.set_user_attr("queued", True)
+    trials = study.get_trials(deepcopy=False)
+    done = sum(1 for t in trials if t.state in tickets.FINISHED)
+    queued = sum(1 for t in trials if t.state == TrialState.WAITING)
+    if not any(t.state in tickets.PENDING for t in trials):
         log.info(
             "study '%s' already has %d of %d trials; nothing to run",
             spec.name,
             done,
             spec.n_trials,
         )
-        return
-    log.info(
-        "study '%s': %d of %d trials done, running %d",
-        spec.name,
-        done,
-        spec.n_trials,
-        spec.n_trials - done,
-    )
-
-    bar = tqdm(
-        total=spec.n_trials, initial=done, unit="trial", desc=spec.name, disable=not progress
-    )
-    stop = optuna.study.MaxTrialsCallback(spec.n_trials, states=FINISHED)
-
-    def finished(study: optuna.Study, trial: FrozenTrial) -> None:
-        _log_trial(study, trial)
-        if trial.state in FINISHED:
-            bar.update(1)
-
-    try:
-        # Failed trials do not count towards n_trials; go round again for the missing ones,
-        # but stop if a whole round completes nothing (every remaining trial fails).
-        while done < spec.n_trials:
-            study.optimize(
-                lambda t: objective(context, t),
-                n_trials=spec.n_trials - done,
-                callbacks=[stop, finished],
-                catch=(TrainingDiverged,),
-            )
-            now = len(study.get_trials(deepcopy=False, states=FINISHED))
-            if now == done:
-                log.warning(
-                    "a round of trials finished none; stopping at %d of %d", now, spec.n_trials
-                )
-                break
-            done = now
-    finally:
-        bar.close()
-
-
-def _log_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-    params = f"padding {trial.params.get('padding'):g}, hidden [{trial.params.get('hidden', '')}]"
-    if trial.state == TrialState.COMPLETE:
-        best = best_trial(study) or trial
-        log.info(
-            "trial %d: %s -> valid MSE %.5f (%.1f s); best %.5f (trial %d)",
-            trial.number,
-            params,
-            trial.value,
-            trial.user_attrs.get("seconds", 0.0),
-            best.value,
-            best.number,
-        )
     else:
-        reason = trial.user_attrs.get("fail_reason") or trial.system_attrs.get("fail_reason", "")
-        log.info("trial %d: %s -> %s %s", trial.number, params, trial.state.name.lower(), reason)
+        log.info(
+            "study '%s': %d of %d trials done, %d queued", spec.name, done, spec.n_trials, queued
+        )
+
+
+def _note_search(spec: Spec, workers: int) -> None:
+    if spec.sampler == "tpe" and workers > 1:
+        log.warning(
+            "TPE in %d parallel workers: each proposal depends on which trials happened to "
+            "finish first, so the search cannot be reproduced (each trial can: minnet replay)",
+            workers,
+        )
+
+
+def _check_finished(study: optuna.Study, spec: Spec) -> None:
+    trials = study.get_trials(deepcopy=False)
+    done = sum(1 for t in trials if t.state in tickets.FINISHED)
+    left = sum(1 for t in trials if t.state in tickets.PENDING)
+    if done < spec.n_trials and left:
+        log.warning(
+            "study '%s' stopped at %d of %d trials with %d still queued or running; run the "
+            "same command again to resume",
+            spec.name,
+            done,
+            spec.n_trials,
+            left,
+        )
+
+
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _str(path: str | Path | None) -> str | None:
+    return None if path is None else str(path)

@@ -52,15 +52,12 @@ def load_summary(storage: Any, name: str) -> StudySummary:
     import optuna
 
     from minnet.compare import final_study_name
-    from minnet.errors import MinnetError
-    from minnet.storage import study_names
+    from minnet.storage import load_study, study_names
 
+    study = load_study(storage, name)
     names = study_names(storage)
-    if name not in names:
-        known = ", ".join(n for n in names if not n.endswith(".final")) or "none"
-        raise MinnetError(f"no study named '{name}' in this storage; studies there: {known}")
-    study = optuna.load_study(study_name=name, storage=storage)
-    trials = _trials_frame(study.get_trials(deepcopy=False))
+    frozen = study.get_trials(deepcopy=False)
+    trials = _trials_frame(frozen)
 
     finals = pd.DataFrame(columns=list(FINAL_COLUMNS))
     complete = trials[trials["state"] == "COMPLETE"]
@@ -72,7 +69,27 @@ def load_summary(storage: Any, name: str) -> StudySummary:
     facts = dict(study.user_attrs.get("facts", {}))
     facts["spec"] = study.user_attrs.get("spec", {})
     facts["init_sha256"] = study.user_attrs.get("init_sha256", {})
+    facts["search"] = search_note(facts["spec"], frozen)
     return StudySummary(name=name, trials=trials, finals=finals, facts=facts)
+
+
+def search_note(spec: dict[str, Any], trials: list[Any]) -> str:
+    """Whether the search itself (not just each trial) can be reproduced, in a sentence."""
+    listed = isinstance(spec.get("search", {}).get("padding"), list)
+    sampler = spec.get("study", {}).get("sampler", "grid" if listed else "tpe")
+    workers = {t.user_attrs["worker"] for t in trials if "worker" in t.user_attrs}
+    n = len(workers)
+    ran = f"run by {n} worker process{'es' if n != 1 else ''}"
+    if sampler == "grid":
+        return f"grid: every point once, {ran}; the set of trials does not depend on the workers"
+    if sampler == "random":
+        return f"random: each trial's draw depends only on the seed and its number; {ran}"
+    if n <= 1:
+        return f"TPE {ran}: reproducible from the seed"
+    return (
+        f"TPE {ran}: each proposal depended on which parallel trials had finished, so the "
+        "search cannot be reproduced; each trial can (minnet replay)"
+    )
 
 
 def _trials_frame(trials: list[Any]) -> pd.DataFrame:
@@ -121,4 +138,6 @@ def _finals_frame(trials: list[Any], hidden: str, padding: float) -> pd.DataFram
             }
         )
     frame = pd.DataFrame(rows, columns=list(FINAL_COLUMNS))
+    # one run per (seed, role), even if two processes both finished it
+    frame = frame.drop_duplicates(["seed", "role"], keep="first")
     return frame.sort_values(["seed", "role"], ignore_index=True)
