@@ -186,7 +186,40 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.2,
         help="share of ratings held out for validation (default 0.2)",
     )
+    train.add_argument(
+        "--threads",
+        type=_positive(int),
+        default=1,
+        metavar="N",
+        help="torch threads (default 1: faster than 2 for the Mini Net's small batches)",
+    )
+    train.add_argument(
+        "--sparse",
+        action="store_true",
+        help="sparse embedding gradients with lazy Adam for the tables: step cost does not "
+        "grow with the tables, but the tables get no weight decay (see BENCHMARKS.md)",
+    )
     train.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    data = sub.add_parser(
+        "data",
+        help="download an official MovieLens release into the data directory",
+        description="Download a MovieLens release from GroupLens, check it against its "
+        "recorded checksum and unpack it into the data directory; an existing copy is reused.",
+    )
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    fetch = data_sub.add_parser(
+        "fetch",
+        help="download and unpack a release",
+        description="Download NAME.zip, verify it, and unpack it atomically into DATA_DIR/NAME.",
+    )
+    fetch.add_argument("name", help="release, e.g. ml-latest-small, ml-100k, ml-1m, ml-25m")
+    _add_data_dir(fetch)
+    fetch.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="skip the checksum check (needed for ml-latest, which is updated in place)",
+    )
 
     worker = sub.add_parser(
         "worker",
@@ -302,6 +335,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             lr=args.lr,
             weight_decay=args.weight_decay,
+            sparse=args.sparse,
+            torch_threads=args.threads,
         ),
         seed=args.seed,
         split_seed=args.split_seed,
@@ -316,6 +351,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"validation MSE {result['val_mse']:.5f} (RMSE {result['val_rmse']:.4f}), "
             f"padding {result['padding']:.4f}, {result['seconds']:.1f} s"
         )
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from minnet.data import resolve_data_dir
+    from minnet.fetch import fetch_release
+
+    folder = fetch_release(args.name, resolve_data_dir(args.data_dir), verify=not args.no_verify)
+    print(f"{args.name}: {folder}")
     return 0
 
 
@@ -383,6 +427,7 @@ COMMANDS = {
     "run": cmd_run,
     "report": cmd_report,
     "train": cmd_train,
+    "data": cmd_data,
     "worker": cmd_worker,
     "replay": cmd_replay,
     "studies": cmd_studies,

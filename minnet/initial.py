@@ -145,7 +145,9 @@ class MiniNetFactory:
         self.n_factors = n_factors
         self.embedding_dropout, self.hidden_dropout = embedding_dropout, hidden_dropout
 
-    def __call__(self, hidden: Sequence[int], padding: float, learnable: bool) -> MiniNet:
+    def __call__(
+        self, hidden: Sequence[int], padding: float, learnable: bool, sparse: bool = False
+    ) -> MiniNet:
         return MiniNet(
             self.n_users,
             self.n_items,
@@ -156,4 +158,5 @@ class MiniNetFactory:
             hidden_dropout=self.hidden_dropout,
             padding=padding,
             learnable_padding=learnable,
+            sparse=sparse,
         )

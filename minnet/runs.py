@@ -81,7 +81,7 @@ def run_once(
     check_padding(padding, prepared.data.rating_range)
     if init is None:
         init = create_state(prepared.factory, hidden, seed)
-    model = prepared.factory(tuple(hidden), padding, learnable)
+    model = prepared.factory(tuple(hidden), padding, learnable, sparse=config.sparse)
     digest = load_state(model, init)
     result = train(model, prepared.train, prepared.valid, config, seed, on_epoch=on_epoch)
     test_mse = evaluate(model, prepared.test) if len(prepared.test) else None
@@ -122,10 +122,10 @@ def train_on_release(
     >>> result = train_on_release("ml-latest-small-2016", "../shared/data")  # doctest: +SKIP
     >>> result["val_mse"]  # about 0.79 after 6 epochs                      # doctest: +SKIP
     """
-    from minnet.data import load_release
+    from minnet.data import DataConfig, load_dataset
     from minnet.split import make_split
 
-    data = load_release(dataset, data_dir)
+    data = load_dataset(DataConfig(name=dataset), data_dir, fetch=True)
     split = make_split(len(data), split_seed, valid_fraction)
     prepared = Prepared.build(data, split, n_factors=n_factors)
     run = run_once(prepared, hidden, padding, config or TrainConfig(), seed, learnable=learnable)
@@ -133,6 +133,7 @@ def train_on_release(
     return {
         "dataset": dataset,
         "hidden": list(hidden),
+        "sparse": (config or TrainConfig()).sparse,
         "padding_initial": padding,
         "learnable_padding": learnable,
         "padding": result.padding,

@@ -40,6 +40,7 @@ TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
         "lr": float,
         "weight_decay": float,
         "padding_lr": float,
+        "sparse": bool,
     },
     "search": {"padding": (list, dict), "hidden": list},
     "final": {"seeds": int, "learnable_padding_init": float},
@@ -222,6 +223,8 @@ def _check_type(value: Any, kind: type | tuple[type, ...], at: str) -> None:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if float in kinds and isinstance(value, int) and not isinstance(value, bool):
         return
+    if isinstance(value, bool) and bool in kinds:
+        return
     if isinstance(value, bool) or not isinstance(value, kinds):
         names = " or ".join(
             {
@@ -230,6 +233,7 @@ def _check_type(value: Any, kind: type | tuple[type, ...], at: str) -> None:
                 str: "a string",
                 list: "a list",
                 dict: "a table",
+                bool: "true or false",
             }[k]
             for k in kinds
         )

@@ -1,6 +1,7 @@
 """The command line, end to end in a subprocess on temporary folders."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -99,6 +100,32 @@ def test_bad_input_exits_2_with_one_line(
     assert message in out.stderr
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_train_sparse_mode_and_synthetic_data(tmp_path: Path) -> None:
+    out = minnet(
+        "train", "--dataset", "synthetic", "--epochs", "1", "--sparse", "--json", cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["sparse"] is True and result["rows"]["valid"] == 20_000
+    assert 0.3 < result["val_mse"] < 3.0
+
+
+def test_data_fetch_offline_says_where_to_put_the_files(tmp_path: Path) -> None:
+    env = {**os.environ, "MINNET_MOVIELENS_URL": "http://127.0.0.1:9/"}  # discard port: refused
+    out = subprocess.run(
+        [sys.executable, "-m", "minnet", "data", "fetch", "ml-100k", "--data-dir", "d"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert out.returncode == 2
+    assert "ml-100k" in out.stderr and str(Path("d") / "ml-100k") in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "d" / "ml-100k").exists()
 
 
 def test_help_explains_every_flag(tmp_path: Path) -> None:
