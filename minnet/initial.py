@@ -30,6 +30,11 @@ def hidden_key(hidden: Sequence[int]) -> str:
     return "-".join(str(int(w)) for w in hidden)
 
 
+def head_label(key: str) -> str:
+    """A head shape stored as ``"50-25"`` written the way the lesson does: ``[50, 25]``."""
+    return "[" + ", ".join(str(key).split("-")) + "]"
+
+
 def parse_hidden(key: str) -> tuple[int, ...]:
     return tuple(int(w) for w in key.split("-"))
 

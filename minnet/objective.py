@@ -19,9 +19,9 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from minnet import initial, stored_init
-from minnet.data import Ratings
-from minnet.data import load_dataset as load_dataset_config
+from minnet.data import load_dataset
 from minnet.errors import MinnetError
+from minnet.initial import head_label
 from minnet.model import check_padding
 from minnet.runs import Prepared, run_once
 from minnet.spec import Spec, spec_from_dict
@@ -43,16 +43,12 @@ class StudyContext:
 
 def prepare_data(spec: Spec, data_dir: str | Path | None = None) -> Prepared:
     """Load and split the spec's data, and check its paddings against the rating range."""
-    data = load_dataset(spec, data_dir)
+    data = load_dataset(spec.data, data_dir, fetch=True)
     for padding in spec.all_paddings():
         check_padding(padding, data.rating_range, where="[search] padding")
     check_padding(spec.learnable_padding_init, data.rating_range, "[final] learnable_padding_init")
     split = make_split(len(data), spec.split_seed, spec.valid_fraction, spec.test_fraction)
     return Prepared.build(data, split, spec.n_factors, spec.embedding_dropout, spec.hidden_dropout)
-
-
-def load_dataset(spec: Spec, data_dir: str | Path | None) -> Ratings:
-    return load_dataset_config(spec.data, data_dir, fetch=True)
 
 
 def context_from_storage(study: optuna.Study, data_dir: str | Path | None) -> StudyContext:
@@ -139,7 +135,7 @@ def log_trial(study: optuna.Study, trial: FrozenTrial) -> None:
     params = trial.params or trial.system_attrs.get("fixed_params", {})
     padding = params.get("padding")
     shown = f"padding {padding:g}" if padding is not None else "padding ?"
-    shown += f", hidden [{params.get('hidden', '?')}]"
+    shown += f", hidden {head_label(params.get('hidden', '?'))}"
     if trial.state == TrialState.COMPLETE:
         best = best_trial(study) or trial
         log.info(

@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from minnet.errors import MinnetError
+from minnet.initial import head_label
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,6 @@ class Verdict:
     high: float
     n: int
     sentence: str
-
-
-def head_label(hidden: str) -> str:
-    """Write a head shape stored as ``"50-25"`` the way the lesson does: ``[50, 25]``."""
-    return "[" + ", ".join(str(hidden).split("-")) + "]"
 
 
 def signed(value: float, digits: int = 4) -> str:
