@@ -253,11 +253,19 @@ def _best_sentence(ranked: pd.DataFrame) -> str:
             "pruned and failed trials never count."
         )
     best = ranked.iloc[0]
-    return (
+    sentence = (
         f"Head {head_label(best['hidden'])} with k = {best['padding']:.3f}: validation MSE "
         f"{best['val_mse']:.4f} in trial {int(best['number'])}, "
         f"the best of {len(ranked)} completed trials."
     )
+    tried = ranked["padding"]
+    if tried.nunique() > 2 and best["padding"] in (tried.min(), tried.max()):
+        side = "largest" if best["padding"] == tried.max() else "smallest"
+        sentence += (
+            f" It is the {side} padding tried, so the best k may lie beyond it: "
+            "widen [search] padding to find out."
+        )
+    return sentence
 
 
 def _final_sentence(verdict: Verdict) -> str:

@@ -90,7 +90,8 @@ def run_study(
 
     best = best_trial(study)
     if best is not None and spec.final_seeds > 0:
-        compare.run_final(spec, context, best, store, progress=progress, grace=grace)
+        with _torch_threads(n_threads):  # the final runs, like trials, gain nothing from more
+            compare.run_final(spec, context, best, store, progress=progress, grace=grace)
     summary = load_summary(store, spec.name)
     write_report(summary, folder)
     log.info("report written to %s", folder / "report.html")

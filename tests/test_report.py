@@ -245,3 +245,14 @@ def test_study_without_completed_trials_has_no_best(tmp_path: Path) -> None:
     assert "2 trials: 0 COMPLETE, 1 PRUNED, 1 FAIL" in text
     assert "No trial completed, so there is no best fixed k yet" in text
     assert "No facts were recorded." in text
+
+
+def test_best_k_at_the_edge_of_the_grid_is_flagged(tmp_path: Path) -> None:
+    edge = TRIALS.copy()
+    edge.loc[edge["number"] == 0, "val_mse"] = 0.70  # k = 0.9, the largest tried
+    write_report(StudySummary("edge", edge, FINALS, FACTS), tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "with k = 0.900" in text and "It is the largest padding tried" in text
+
+    write_report(StudySummary("inner", TRIALS, FINALS, FACTS), tmp_path / "inner")
+    assert "padding tried" not in (tmp_path / "inner" / "report.md").read_text()
