@@ -172,7 +172,7 @@ def _blocks(summary: StudySummary, verdict: Verdict) -> list[Block]:
         ("verdict", verdict.sentence),
     ]
 
-    blocks += [("h2", "Study overview"), ("items", _overview(trials, verdict))]
+    blocks += [("h2", "Study overview"), ("items", _overview(trials, verdict, summary.facts))]
     blocks += [("h2", f"Top {TOP_TRIALS} completed trials")]
     if len(ranked):
         blocks += [("table", _trial_table(ranked.head(TOP_TRIALS)))]
@@ -195,16 +195,24 @@ def _blocks(summary: StudySummary, verdict: Verdict) -> list[Block]:
     return blocks
 
 
-def _overview(trials: pd.DataFrame, verdict: Verdict) -> list[str]:
+def _overview(trials: pd.DataFrame, verdict: Verdict, facts: dict[str, Any]) -> list[str]:
     counts = trials["state"].value_counts()
     states = [f"{counts.get(s, 0)} {s}" for s in STATES]
     states += [f"{n} {s}" for s, n in counts.items() if s not in STATES]
     heads = ", ".join(head_label(h) for h in sorted(trials["hidden"].dropna().unique(), key=str))
-    return [
+    lines = [
         f"{len(trials)} trials: {', '.join(states)}",
         f"head shapes searched: {heads or 'none'}",
         f"final comparison: {verdict.n} paired seed{'s' if verdict.n != 1 else ''}",
     ]
+    noise = facts.get("noise_mse")
+    best = trials.loc[trials["state"] == "COMPLETE", "val_mse"].min()
+    if noise is not None and pd.notna(best):
+        lines.append(
+            f"synthetic data: the best achievable MSE is {noise:.4f} (its known noise); "
+            f"the best trial is {best - noise:.4f} above it"
+        )
+    return lines
 
 
 def _trial_table(ranked: pd.DataFrame) -> pd.DataFrame:

@@ -197,6 +197,7 @@ def _facts(spec: Spec, prepared: Prepared, storage_label: str) -> dict[str, Any]
         "users": prepared.data.n_users,
         "items": prepared.data.n_items,
         "rating_range": list(prepared.data.rating_range),
+        "noise_mse": prepared.data.noise_mse,  # synthetic data: the best achievable MSE
         "rows": {
             "train": len(prepared.split.train),
             "valid": len(prepared.split.valid),

@@ -110,3 +110,15 @@ def test_changed_spec_on_existing_study_is_refused(tmp_path: Path, data_dir: Pat
     raw["training"]["lr"] = 0.01
     with pytest.raises(MinnetError, match=r"different spec \(\[training\] lr"):
         run_study(spec_from_dict(raw), tmp_path, data_dir=data_dir)
+
+
+def test_synthetic_study_reports_the_best_achievable_error(tmp_path: Path) -> None:
+    raw = raw_spec(n_trials=2)
+    raw["data"] = {"name": "synthetic", "n_ratings": 3000, "n_users": 100, "n_items": 150}
+    raw["final"] = {"seeds": 0}
+    summary = run_study(spec_from_dict(raw), tmp_path, data_dir=tmp_path / "no-data-needed")
+
+    noise = summary.facts["noise_mse"]
+    assert 0 < noise < summary.trials["val_mse"].min()
+    text = (tmp_path / "t" / "report.md").read_text()
+    assert f"the best achievable MSE is {noise:.4f}" in text
