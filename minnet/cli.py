@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -44,6 +47,52 @@ def _positive(kind: type) -> Callable[[str], int | float]:
     return parse
 
 
+def _threads(text: str) -> int:
+    value = int(_positive(int)(text))
+    cores = os.cpu_count() or 1
+    if value > cores:
+        raise argparse.ArgumentTypeError(f"{value} is more than the {cores} cores here")
+    return value
+
+
+def _workers(text: str) -> int:
+    value = int(_positive(int)(text))
+    limit = 8 * (os.cpu_count() or 1)
+    if value > limit:
+        raise argparse.ArgumentTypeError(
+            f"{value} worker processes would only compete for the {os.cpu_count()} cores here; "
+            f"use at most {limit}"
+        )
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{value} is not a seed from 0 to 2**32 - 1")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number >= 0")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad flags get one line, like every other error, and point at --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-dir",
@@ -54,7 +103,7 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="minnet",
         description="Reproducible studies of the fast.ai Lesson 5 Mini Net on MovieLens: "
         "padding k x head shape, then learnable k against the best fixed k.",
@@ -94,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--workers",
-        type=_positive(int),
+        type=_workers,
         default=1,
         metavar="N",
         help="worker processes running trials at once, each with its share of the cores "
@@ -102,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--threads",
-        type=_positive(int),
+        type=_threads,
         metavar="N",
         help="torch threads per worker, at most its share of the cores (default 1: the "
         "Mini Net's small batches gain nothing from more; use --workers to fill the cores)",
@@ -164,19 +213,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--weight-decay",
-        type=float,
+        type=_non_negative,
         default=1e-5,
         help="coupled L2 weight decay; never applied to k (default 1e-5)",
     )
     train.add_argument(
         "--seed",
-        type=int,
+        type=_seed,
         default=42,
         help="seed of initial weights, batch order and dropout (default 42)",
     )
     train.add_argument(
         "--split-seed",
-        type=int,
+        type=_seed,
         default=42,
         help="seed of the validation split (default 42, the lesson's)",
     )
@@ -188,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--threads",
-        type=_positive(int),
+        type=_threads,
         default=1,
         metavar="N",
         help="torch threads (default 1: faster than 2 for the Mini Net's small batches)",
@@ -238,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(worker)
     worker.add_argument(
         "--threads",
-        type=_positive(int),
+        type=_threads,
         metavar="N",
         help="torch threads for this worker (default 1)",
     )
@@ -405,8 +454,12 @@ def cmd_studies(args: argparse.Namespace) -> int:
         store = open_storage(args.storage, Path(), create=False)
         places = [(describe(args.storage, Path()), store)]
     else:
-        journals = sorted(Path(args.results_dir).glob(f"*/{JOURNAL_NAME}"))
-        places = [(str(j), open_storage(str(j), j.parent)) for j in journals]
+        places = []
+        for journal in sorted(Path(args.results_dir).glob(f"*/{JOURNAL_NAME}")):
+            try:
+                places.append((str(journal), open_storage(str(journal), journal.parent)))
+            except MinnetError as exc:  # one damaged study must not hide the others
+                log.error("%s", exc)
     columns = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
     rows = [
         (name, *(str(counts[c]) for c in columns), where)

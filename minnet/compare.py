@@ -12,6 +12,7 @@ the same run the later one steps aside untrained; a run whose worker died is run
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 import optuna
@@ -22,7 +23,7 @@ from minnet import tickets
 from minnet.initial import parse_hidden
 from minnet.liveness import GRACE_SECONDS, Heartbeat
 from minnet.runs import run_once
-from minnet.spec import Spec
+from minnet.spec import FINAL_SUFFIX, Spec
 from minnet.train import TrainingDiverged
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROLES = ("fixed", "learnable")
-FINAL_SUFFIX = ".final"
+WAIT_SECONDS = 2.0  # how often to look at final runs other workers are training
 
 
 def final_study_name(name: str) -> str:
@@ -54,21 +55,48 @@ def run_final(
     progress: bool = False,
     grace: float = GRACE_SECONDS,
 ) -> None:
-    """Train whatever final runs for ``best`` are not yet in storage."""
+    """Train whatever final runs for ``best`` are not yet in storage.
+
+    Runs that another live process is training are waited for, so that every process
+    that returns from here reports on the whole comparison.
+    """
     hidden = str(best.params["hidden"])
     fixed_padding = float(best.params["padding"])
     study = optuna.create_study(
         storage=storage, study_name=final_study_name(spec.name), load_if_exists=True
     )
-    tickets.recover_dead(study, grace, rerun=False)
-    todo = [
-        (seed, role)
-        for seed in final_seeds(spec)
-        for role in ROLES
-        if _claimed_by(study, run_key(role, seed, hidden, fixed_padding), None) is None
-    ]
-    if not todo:
-        return
+    runs = [(seed, role) for seed in final_seeds(spec) for role in ROLES]
+    attempted: set[tuple[int, str]] = set()  # a run that diverged here is not tried again
+    while True:
+        tickets.recover_dead(study, grace, rerun=False)
+        todo = [
+            run
+            for run in runs
+            if run not in attempted
+            and _claimed_by(study, run_key(run[1], run[0], hidden, fixed_padding), None) is None
+        ]
+        if todo:
+            _train_runs(study, todo, context, spec, hidden, fixed_padding, progress)
+            attempted.update(todo)
+            continue
+        elsewhere = [
+            run for run in runs if _running(study, run_key(run[1], run[0], hidden, fixed_padding))
+        ]
+        if not elsewhere:
+            return
+        log.info("waiting for %d final runs that other workers are training", len(elsewhere))
+        time.sleep(WAIT_SECONDS)
+
+
+def _train_runs(
+    study: optuna.Study,
+    todo: list[tuple[int, str]],
+    context: StudyContext,
+    spec: Spec,
+    hidden: str,
+    fixed_padding: float,
+    progress: bool,
+) -> None:
     log.info(
         "final comparison: head [%s], fixed k %g vs learnable k from %g, %d runs to go",
         hidden,
@@ -76,7 +104,6 @@ def run_final(
         spec.learnable_padding_init,
         len(todo),
     )
-
     for seed, role in tqdm(todo, desc="final", unit="run", disable=not progress):
         key = run_key(role, seed, hidden, fixed_padding)
         if _claimed_by(study, key, None) is not None:
@@ -97,6 +124,23 @@ def run_final(
             tickets.fail(study, trial._trial_id, tickets.SKIPPED, f"run taken by trial {other}")
             continue
         _run(study, trial, context, spec, role, seed, hidden, padding)
+
+
+def _running(study: optuna.Study, key: tuple[str, int, str, float]) -> bool:
+    """Whether ``key`` is being trained and not yet complete."""
+    states = {
+        t.state
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+        if "role" in t.user_attrs
+        and run_key(
+            t.user_attrs["role"],
+            t.user_attrs["seed"],
+            t.user_attrs["hidden"],
+            t.user_attrs["padding_best"],
+        )
+        == key
+    }
+    return TrialState.RUNNING in states and TrialState.COMPLETE not in states
 
 
 def _claimed_by(

@@ -17,6 +17,7 @@ instead of autograd because at batch 64 the autograd graph costs more than the a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from torch import nn
 
 from minnet.errors import MinnetError
 
+PADDING_LIMIT = 10  # paddings beyond 10 rating spans only flatten the sigmoid into noise
 EMBEDDING_INIT = 0.01  # the lesson draws embeddings from uniform(-0.01, 0.01)
 
 
@@ -196,8 +198,14 @@ def check_padding(
 ) -> None:
     """Reject a padding that leaves the output range empty."""
     low, high = rating_range
+    span = high - low
+    if not math.isfinite(padding) or padding > PADDING_LIMIT * max(span, 1.0):
+        raise MinnetError(
+            f"{where} {padding:g} is not a sensible padding for ratings {low:g} to {high:g}; "
+            f"use a value between {-span / 2 + 0.0:g} and {PADDING_LIMIT * max(span, 1.0):g}"
+        )
     if high - low + 2 * padding <= 0:
         raise MinnetError(
             f"{where} {padding:g} makes the output range empty for ratings {low:g} to {high:g}; "
-            f"use a padding above {-(high - low) / 2:g}"
+            f"use a padding above {-(high - low) / 2 + 0.0:g}"
         )

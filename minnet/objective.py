@@ -45,8 +45,12 @@ def prepare_data(spec: Spec, data_dir: str | Path | None = None) -> Prepared:
     """Load and split the spec's data, and check its paddings against the rating range."""
     data = load_dataset(spec.data, data_dir, fetch=True)
     for padding in spec.all_paddings():
-        check_padding(padding, data.rating_range, where="[search] padding")
-    check_padding(spec.learnable_padding_init, data.rating_range, "[final] learnable_padding_init")
+        check_padding(padding, data.rating_range, where=f"{spec.where}: [search] padding")
+    check_padding(
+        spec.learnable_padding_init,
+        data.rating_range,
+        where=f"{spec.where}: [final] learnable_padding_init",
+    )
     split = make_split(len(data), spec.split_seed, spec.valid_fraction, spec.test_fraction)
     return Prepared.build(data, split, spec.n_factors, spec.embedding_dropout, spec.hidden_dropout)
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ from minnet.initial import hidden_key
 from minnet.train import TrainConfig
 
 SAMPLERS = ("grid", "tpe", "random")
+MAX_WIDTH = 100_000  # widths and factors beyond this only exhaust memory
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+FINAL_SUFFIX = ".final"  # the final comparison is stored as study "<name>.final"
 PRUNERS = ("none", "median")
 
 TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -69,6 +73,7 @@ class Spec:
     final_seeds: int
     learnable_padding_init: float
     raw: dict[str, Any]  # the tables as read, stored with the study
+    where: str = field(default="spec", compare=False)  # the file it came from, for errors
 
     @property
     def hidden_keys(self) -> list[str]:
@@ -177,14 +182,16 @@ def spec_from_dict(raw: Mapping[str, Any], where: str = "spec") -> Spec:
             f"{where}: [split] valid_fraction {valid_fraction} + test_fraction {test_fraction} "
             "must each be in [0, 1) and sum to less than 1"
         )
-    if model.get("n_factors", 50) < 1:
+    if not 1 <= model.get("n_factors", 50) <= MAX_WIDTH:
         raise MinnetError(
-            f"{where}: [model] n_factors is {model['n_factors']}; it must be at least 1"
+            f"{where}: [model] n_factors is {model['n_factors']}; use 1 to {MAX_WIDTH}"
         )
-    if not str(study["name"]).strip() or any(c in study["name"] for c in "/\\"):
-        raise MinnetError(
-            f"{where}: [study] name {study['name']!r} must be a non-empty folder name"
-        )
+    for table, body in (("study", study), ("split", split)):
+        if not 0 <= body.get("seed", 0) < 2**32:
+            raise MinnetError(
+                f"{where}: [{table}] seed is {body['seed']}; use an integer from 0 to 2**32 - 1"
+            )
+    check_name(study["name"], f"{where}: [study] name")
 
     return Spec(
         name=study["name"],
@@ -206,7 +213,22 @@ def spec_from_dict(raw: Mapping[str, Any], where: str = "spec") -> Spec:
         final_seeds=final_seeds,
         learnable_padding_init=final.get("learnable_padding_init", 0.5),
         raw={k: dict(v) for k, v in raw.items()},
+        where=where,
     )
+
+
+def check_name(name: str, at: str) -> None:
+    """A study name doubles as a folder name: keep it plain, short and unambiguous."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise MinnetError(
+            f"{at} {name!r} must be 1 to 100 letters, digits, '-', '_' or '.', "
+            "starting with a letter or digit"
+        )
+    if name.endswith(FINAL_SUFFIX):
+        raise MinnetError(
+            f"{at} {name!r} ends in '{FINAL_SUFFIX}', which names the final comparison of "
+            f"study '{name[: -len(FINAL_SUFFIX)]}'; choose another name"
+        )
 
 
 def _check_keys(
@@ -279,14 +301,19 @@ def _hidden(value: list[Any], at: str) -> tuple[tuple[int, ...], ...]:
         raise MinnetError(f"{at} is an empty list; give at least one head shape such as [10]")
     shapes = []
     for i, shape in enumerate(value):
-        widths = shape if isinstance(shape, list) else [shape]
-        if not widths or not all(
-            isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths
+        if not isinstance(shape, list):
+            raise MinnetError(
+                f"{at}[{i}] is {shape!r}; write each head shape as a list, "
+                "e.g. hidden = [[10], [50, 25]]"
+            )
+        if not shape or not all(
+            isinstance(w, int) and not isinstance(w, bool) and 0 < w <= MAX_WIDTH for w in shape
         ):
             raise MinnetError(
-                f"{at}[{i}] is {shape!r}; a head shape is a list of positive integer widths, "
-                "e.g. [50, 25]"
+                f"{at}[{i}] is {shape!r}; a head shape is a list of integer widths from 1 to "
+                f"{MAX_WIDTH}, e.g. [50, 25]"
             )
+        widths = shape
         shapes.append(tuple(widths))
     if len(set(shapes)) != len(shapes):
         raise MinnetError(f"{at} lists a head shape twice; give each shape once")

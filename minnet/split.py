@@ -51,7 +51,10 @@ def make_split(
     n_valid = int(valid_fraction * n)
     n_test = int(test_fraction * n)
     if n_valid == 0 or n - n_valid - n_test == 0:
-        raise MinnetError(f"{n} ratings are too few to split {valid_fraction:g}/{test_fraction:g}")
+        raise MinnetError(
+            f"{n} ratings are too few to split into training, {valid_fraction:g} validation and "
+            f"{test_fraction:g} test rows; use a larger ratings file"
+        )
     valid = perm[:n_valid]
     test = perm[n_valid : n_valid + n_test]
     train = np.sort(perm[n_valid + n_test :])

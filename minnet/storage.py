@@ -43,8 +43,10 @@ def open_storage(url: str | None, folder: Path, create: bool = True) -> BaseStor
 
     With ``create`` false, a journal file that does not exist is an error, not a new file.
     """
+    fix = "give a writable path ending in .journal"
     if url is None:
         url = str(folder / JOURNAL_NAME)
+        fix = "give --results-dir a writable folder"
     scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
     if scheme not in RDB_SCHEMES:
         if url.endswith((".journal", ".log")):
@@ -53,7 +55,7 @@ def open_storage(url: str | None, folder: Path, create: bool = True) -> BaseStor
                     f"{url}: no such journal file; give a study's results folder or its "
                     "--storage URL"
                 )
-            return open_journal(Path(url))
+            return _open_journal_checked(Path(url), fix)
         raise MinnetError(
             f"--storage {redact(url)!r} is not a storage URL; use e.g. "
             "postgresql://user@host/db, sqlite:///study.db or a path ending in .journal"
@@ -62,14 +64,50 @@ def open_storage(url: str | None, folder: Path, create: bool = True) -> BaseStor
         # pre-ping: workers hold a connection for hours, and servers drop idle ones
         return RDBStorage(with_driver(url), engine_kwargs={"pool_pre_ping": True})
     except ImportError as exc:
+        extra = "mysql" if scheme == "mysql" else "postgres"
         raise MinnetError(
             f"--storage {redact(url)}: the database driver is missing ({exc}); "
-            "install it, e.g. pip install 'minnet-study[postgres]'"
+            f"install it: pip install 'minnet-study[{extra}]'"
         ) from None
     except Exception as exc:  # SQLAlchemy raises many kinds; all mean the same to the user
         raise MinnetError(
             f"--storage {redact(url)}: cannot connect ({_first_line(exc)})"
         ) from None
+
+
+def _open_journal_checked(path: Path, fix: str) -> JournalStorage:
+    """Open a journal file, turning a damaged or unusable one into a one-line error."""
+    try:
+        if _ends_mid_record(path):
+            raise ValueError("its last record is cut off")
+        return open_journal(path)
+    except (ValueError, UnicodeDecodeError) as exc:  # json.JSONDecodeError is a ValueError
+        raise MinnetError(
+            f"{path}: the study journal is damaged ({_first_line(exc)}); restore it from a "
+            "backup, or delete the study's folder to start the study again"
+        ) from None
+    except OSError as exc:
+        raise MinnetError(
+            f"{path}: cannot open the study journal ({exc.strerror or exc}); {fix}"
+        ) from None
+
+
+def _ends_mid_record(path: Path) -> bool:
+    """Whether a journal's last line is incomplete: a write was cut short by a crash.
+
+    Optuna takes such a line for one still being written and appends after it, which
+    fuses two records into one unreadable line; so check, under the writers' lock.
+    """
+    if fcntl is None or not path.is_file() or path.stat().st_size == 0:
+        return False
+    lock = FlockLock(str(path.absolute()) + ".flock")
+    lock.acquire()
+    try:
+        with path.open("rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+    finally:
+        lock.release()
 
 
 def open_journal(path: Path) -> JournalStorage:
@@ -130,8 +168,13 @@ def describe(url: str | None, folder: Path) -> str:
 
 
 def redact(url: str) -> str:
-    """Hide the password of a database URL: ``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``."""
-    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
+    """Hide the passwords of a database URL: ``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``.
+
+    The password part runs to the last ``@`` (a password may contain ``@``), and a
+    ``password=`` query parameter is hidden too.
+    """
+    url = re.sub(r"(//[^:/@]*:)[^/]*@", r"\1***@", url)
+    return re.sub(r"(?i)([?&](?:password|passwd|pwd)=)[^&]*", r"\1***", url)
 
 
 def _first_line(exc: BaseException) -> str:

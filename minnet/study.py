@@ -14,6 +14,7 @@ what is missing, including trials whose worker died.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import time
@@ -39,7 +40,7 @@ from minnet.objective import (
 )
 from minnet.report import write_report
 from minnet.runs import Prepared, library_versions
-from minnet.spec import Spec
+from minnet.spec import Spec, spec_from_dict
 from minnet.storage import JOURNAL_NAME, describe, open_storage
 from minnet.summary import StudySummary, load_summary
 from minnet.workers import Join, run_processes, threads_per_worker, work
@@ -100,14 +101,28 @@ def run_study(
 
 @contextmanager
 def _cleanup_on_error(folder: Path) -> Iterator[None]:
-    """Remove ``folder`` if this call created it and setup then failed."""
-    existed = folder.exists()
+    """Remove what this call created of ``folder`` and its parents if setup then fails."""
+    chain = [folder, *folder.parents]
+    for path in chain:
+        if path.exists() and not path.is_dir():
+            raise MinnetError(f"{path} is a file, not a folder; give --results-dir a folder")
+    missing = [path for path in chain if not path.exists()]
     try:
         yield
+    except OSError as exc:
+        _remove(missing)
+        raise MinnetError(
+            f"cannot write the study's files under {folder} ({exc.strerror or exc}); "
+            "give --results-dir a writable folder"
+        ) from None
     except BaseException:
-        if not existed and folder.exists():
-            shutil.rmtree(folder, ignore_errors=True)
+        _remove(missing)
         raise
+
+
+def _remove(created: list[Path]) -> None:
+    if created:
+        shutil.rmtree(created[-1], ignore_errors=True)
 
 
 def _open_study(
@@ -128,7 +143,7 @@ def _open_study(
     if stored is None:
         study.set_user_attr("spec", spec.raw)
     else:
-        differs = _spec_difference(stored, spec.raw)
+        differs = _spec_difference(stored, spec)
         if differs:
             raise MinnetError(
                 f"study '{spec.name}' already exists with a different spec ({differs}); "
@@ -157,16 +172,24 @@ def _wait_for_creator(study: optuna.Study, grace: float) -> None:
         waited += SETUP_POLL_SECONDS
 
 
-def _spec_difference(stored: dict[str, Any], new: dict[str, Any]) -> str:
-    """The first key where two specs differ, ignoring n_trials (raising it is how to extend)."""
-    for table in sorted(set(stored) | set(new)):
-        a, b = dict(stored.get(table, {})), dict(new.get(table, {}))
-        if table == "study":
-            a.pop("n_trials", None)
-            b.pop("n_trials", None)
-        for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
-                return f"[{table}] {key}: stored {a.get(key)!r}, now {b.get(key)!r}"
+def _spec_difference(stored: dict[str, Any], new: Spec) -> str:
+    """The first setting in which two specs differ once defaults are filled in.
+
+    ``n_trials`` is ignored: raising it is how a study is extended.
+    """
+    return _difference(spec_from_dict(stored, where="the stored spec"), new, "")
+
+
+def _difference(old: Any, new: Any, prefix: str) -> str:
+    for f in dataclasses.fields(old):
+        if f.name in ("n_trials", "raw", "where"):
+            continue
+        before, after = getattr(old, f.name), getattr(new, f.name)
+        if before == after:
+            continue
+        if dataclasses.is_dataclass(before) and type(before) is type(after):
+            return _difference(before, after, f"{prefix}{f.name}.")
+        return f"{prefix}{f.name}: stored {before!r}, now {after!r}"
     return ""
 
 

@@ -52,8 +52,15 @@ def load_summary(storage: Any, name: str) -> StudySummary:
     import optuna
 
     from minnet.compare import final_study_name
+    from minnet.errors import MinnetError
+    from minnet.spec import FINAL_SUFFIX
     from minnet.storage import load_study, study_names
 
+    if name.endswith(FINAL_SUFFIX):
+        raise MinnetError(
+            f"'{name}' is the final comparison of study '{name[: -len(FINAL_SUFFIX)]}'; "
+            "report on that study instead"
+        )
     study = load_study(storage, name)
     names = study_names(storage)
     frozen = study.get_trials(deepcopy=False)

@@ -32,6 +32,7 @@ size needs keeping in check.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -46,7 +47,7 @@ import torch.nn.functional as F
 from minnet import audit
 from minnet.data import Ratings
 from minnet.errors import MinnetError
-from minnet.model import MiniNet
+from minnet.model import MiniNet, check_padding
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,14 @@ class TrainConfig:
         for key in ("epochs", "batch_size"):
             if int(getattr(self, key)) < 1:
                 raise MinnetError(f"training {key} is {getattr(self, key)}; it must be at least 1")
-        if not self.lr > 0:
-            raise MinnetError(f"training lr is {self.lr}; it must be positive")
-        if self.weight_decay < 0:
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise MinnetError(f"training lr is {self.lr}; it must be a positive number")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise MinnetError(f"training weight_decay is {self.weight_decay}; it must be >= 0")
+        if self.padding_lr is not None and not (
+            math.isfinite(self.padding_lr) and self.padding_lr > 0
+        ):
+            raise MinnetError(f"training padding_lr is {self.padding_lr}; it must be positive")
         if self.torch_threads is not None and self.torch_threads < 1:
             raise MinnetError(
                 f"training torch_threads is {self.torch_threads}; use a positive count, "
@@ -269,6 +274,12 @@ def train(
 
     if learnable:
         audit.check_moved("padding", padding_start, model.padding.item())
+        try:
+            check_padding(model.padding.item(), model.rating_range, "learnable padding")
+        except MinnetError as exc:
+            raise TrainingDiverged(
+                f"{exc} (it ran away in training: lower [training] padding_lr or lr)"
+            ) from None
     return TrainResult(
         val_mse_per_epoch=val_mse,
         train_loss_per_epoch=train_loss,

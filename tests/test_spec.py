@@ -1,9 +1,10 @@
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from minnet.errors import MinnetError
-from minnet.spec import load_spec
+from minnet.spec import load_spec, spec_from_dict
 
 REPO = Path(__file__).parents[1]
 
@@ -69,7 +70,10 @@ def test_padding_range_selects_tpe(tmp_path: Path) -> None:
             ('[study]\nname = "t"', '[study]\nname = "t"\nseed = "x"'),
             r"\[study\] seed is 'x'; expected an integer",
         ),
-        (('[study]\nname = "t"', '[study]\nname = "a/b"'), r"must be a non-empty folder name"),
+        (
+            ('[study]\nname = "t"', '[study]\nname = "a/b"'),
+            r"name 'a/b' must be 1 to 100 letters, digits",
+        ),
         (
             ("[search]", "[split]\nvalid_fraction = 0.7\ntest_fraction = 0.3\n[search]"),
             r"sum to less than 1",
@@ -95,3 +99,32 @@ def test_bad_specs_name_the_key_and_the_fix(
 def test_missing_spec_file(tmp_path: Path) -> None:
     with pytest.raises(MinnetError, match="no such spec file"):
         load_spec(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a\nb", "a" * 101, "x.final", "a\x00b", ""])
+def test_study_names_that_are_not_plain_folder_names_are_refused(name: str) -> None:
+    raw = tomllib.loads(GOOD)
+    raw["study"]["name"] = name
+    with pytest.raises(MinnetError, match=r"\[study\] name"):
+        spec_from_dict(raw)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("[study]\nseed = -1", r"\[study\] seed is -1; use an integer from 0 to 2\*\*32 - 1"),
+        ("[split]\nseed = 99999999999", r"\[split\] seed is 99999999999"),
+        ("[training]\npadding_lr = -1.0", r"padding_lr is -1.0; it must be positive"),
+        ("[model]\nn_factors = 100000000", r"n_factors is 100000000; use 1 to 100000"),
+    ],
+)
+def test_out_of_range_numbers_are_refused(tmp_path: Path, table: str, message: str) -> None:
+    header = table.split("\n")[0]
+    body = GOOD.replace(header + "\n", table + "\n") if header in GOOD else GOOD + "\n" + table
+    with pytest.raises(MinnetError, match=message):
+        load_spec(write(tmp_path, body))
+
+
+def test_a_bare_width_is_not_taken_for_a_head_shape(tmp_path: Path) -> None:
+    with pytest.raises(MinnetError, match=r"hidden\[0\] is 10; write each head shape as a list"):
+        load_spec(write(tmp_path, GOOD.replace("[[4], [8, 4]]", "[10, 20]")))

@@ -108,7 +108,9 @@ def test_changed_spec_on_existing_study_is_refused(tmp_path: Path, data_dir: Pat
     run_study(spec_from_dict(raw_spec(n_trials=1)), tmp_path, data_dir=data_dir)
     raw = raw_spec(n_trials=1)
     raw["training"]["lr"] = 0.01
-    with pytest.raises(MinnetError, match=r"different spec \(\[training\] lr"):
+    with pytest.raises(
+        MinnetError, match=r"different spec \(training.lr: stored 0.001, now 0.01\)"
+    ):
         run_study(spec_from_dict(raw), tmp_path, data_dir=data_dir)
 
 
