@@ -14,6 +14,7 @@ from typing import NoReturn
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from minnet import __version__
 from minnet.errors import MinnetError
 
 log = logging.getLogger("minnet")
@@ -93,6 +94,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _add_common(p: argparse.ArgumentParser, default: object) -> None:
+    p.add_argument("-v", "--verbose", action="store_true", default=default, help="log every epoch")
+    p.add_argument("-q", "--quiet", action="store_true", default=default, help="log warnings only")
+    p.add_argument(
+        "--debug", action="store_true", default=default, help="show tracebacks for errors"
+    )
+
+
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-dir",
@@ -108,13 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reproducible studies of the fast.ai Lesson 5 Mini Net on MovieLens: "
         "padding k x head shape, then learnable k against the best fixed k.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every epoch")
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--version", action="version", version=f"minnet {__version__}")
+    _add_common(parser, False)
+    # The common flags work after the command too (`minnet run spec.toml -q`); SUPPRESS
+    # keeps a subcommand from resetting what was given before it.
+    common = _Parser(add_help=False)
+    _add_common(common, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser(
         "run",
+        parents=[common],
         help="run or resume a study from a TOML spec, then write its report",
         description="Create or resume the study named in SPEC, run the trials it still lacks, "
         "train the final comparison and write results/<study>/report.html. Running the same "
@@ -159,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser(
         "report",
+        parents=[common],
         help="regenerate a study's report from its storage",
         description="Rebuild report.html, report.md, trials.csv and plots/ of a study "
         "from its storage alone; no training is run.",
@@ -173,10 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser(
         "train",
+        parents=[common],
         help="train one Mini Net and print its validation MSE",
         description="One training run with the lesson's settings unless told otherwise: "
         "hidden [10], padding 0.5, Adam lr 1e-3, weight decay 1e-5, batch 64, 6 epochs, "
-        "the lesson's 20%% validation split (numpy seed 42).",
+        "the lesson's 20% validation split (numpy seed 42).",
     )
     train.add_argument(
         "--dataset",
@@ -252,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser(
         "data",
+        parents=[common],
         help="download an official MovieLens release into the data directory",
         description="Download a MovieLens release from GroupLens, check it against its "
         "recorded checksum and unpack it into the data directory; an existing copy is reused.",
@@ -259,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     fetch = data_sub.add_parser(
         "fetch",
+        parents=[common],
         help="download and unpack a release",
         description="Download NAME.zip, verify it, and unpack it atomically into DATA_DIR/NAME.",
     )
@@ -272,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser(
         "worker",
+        parents=[common],
         help="join a running study from any machine and run its queued trials",
         description="Join the study NAME in a database storage and run its queued trials "
         "until none is left. The spec and the initial weights are read from the storage; "
@@ -294,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser(
         "replay",
+        parents=[common],
         help="train one stored trial again and check its result is bit-identical",
         description="Re-run trial TRIAL from its stored spec, initial weights, seed and thread "
         "count, print the stored and the replayed validation MSE, and exit 0 if they are "
@@ -311,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     studies = sub.add_parser(
         "studies",
+        parents=[common],
         help="list studies with their number of trials in each state",
         description="List the studies of a storage, or of every results folder under "
         "--results-dir, with how many trials are COMPLETE, PRUNED, FAIL, RUNNING and WAITING.",
@@ -363,8 +383,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
     store = open_storage(args.storage, folder)
     summary = load_summary(store, args.study or folder.resolve().name)
-    path = write_report(summary, folder)
-    print(f"report: {path}")
+    write_report(summary, folder)
+    print(f"report: {folder / 'report.html'}")
     return 0
 
 
@@ -424,12 +444,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from minnet.initial import head_label
     from minnet.replay import replay
 
     folder: Path = args.results
     name = args.study or folder.resolve().name
     result = replay(args.storage, folder, name, args.trial, args.data_dir)
-    params = ", ".join(f"{k} {v}" for k, v in sorted(result.params.items()))
+    params = (
+        f"padding {result.params['padding']:g}, hidden {head_label(str(result.params['hidden']))}"
+    )
     print(
         f"trial {result.number} ({params}; worker {result.worker}, "
         f"{result.threads} thread{'s' if result.threads != 1 else ''})"
@@ -448,6 +471,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_studies(args: argparse.Namespace) -> int:
+    from minnet.spec import FINAL_SUFFIX
     from minnet.storage import JOURNAL_NAME, describe, open_storage, state_counts
 
     if args.storage is not None:
@@ -465,6 +489,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
         (name, *(str(counts[c]) for c in columns), where)
         for where, store in places
         for name, counts in sorted(state_counts(store).items())
+        if not name.endswith(FINAL_SUFFIX)  # a study's final comparison, not a study
     ]
     if not rows:
         print("no studies found")

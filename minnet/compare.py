@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
 from minnet import tickets
-from minnet.initial import parse_hidden
+from minnet.initial import head_label, parse_hidden
 from minnet.liveness import GRACE_SECONDS, Heartbeat
 from minnet.runs import run_once
 from minnet.spec import FINAL_SUFFIX, Spec
@@ -98,8 +98,8 @@ def _train_runs(
     progress: bool,
 ) -> None:
     log.info(
-        "final comparison: head [%s], fixed k %g vs learnable k from %g, %d runs to go",
-        hidden,
+        "final comparison: head %s, fixed k %g vs learnable k from %g, %d runs to go",
+        head_label(hidden),
         fixed_padding,
         spec.learnable_padding_init,
         len(todo),

@@ -153,4 +153,8 @@ def log_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         )
     else:
         reason = trial.user_attrs.get("fail_reason") or trial.system_attrs.get("fail_reason", "")
-        log.info("trial %d: %s -> %s %s", trial.number, shown, trial.state.name.lower(), reason)
+        if not reason and trial.state == TrialState.PRUNED and trial.intermediate_values:
+            last = max(trial.intermediate_values)
+            reason = f"after epoch {last} at validation MSE {trial.intermediate_values[last]:.5f}"
+        state = trial.state.name.lower()
+        log.info("trial %d: %s -> %s", trial.number, shown, f"{state} {reason}".rstrip())

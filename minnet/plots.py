@@ -129,7 +129,9 @@ def padding_trajectory(finals: pd.DataFrame, ax: Axes | None = None) -> Axes:
     if not fixed.empty:
         best = float(fixed["padding_initial"].iloc[0])
         ax.axhline(best, color="tab:red", ls="--", lw=1.2, label=f"best fixed k = {best:g}")
-    ax.legend(fontsize="small")
+    # The reference lines sit at the top or bottom edge; keep the legend off them.
+    ax.margins(y=0.25)
+    ax.legend(fontsize="small", ncols=2)
     return ax
 
 

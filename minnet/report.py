@@ -176,6 +176,9 @@ def _blocks(summary: StudySummary, verdict: Verdict) -> list[Block]:
     blocks += [("h2", f"Top {TOP_TRIALS} completed trials")]
     if len(ranked):
         blocks += [("table", _trial_table(ranked.head(TOP_TRIALS)))]
+        note = _early_note(ranked)
+        if note:
+            blocks += [("p", note)]
     else:
         blocks += [("p", "No trial completed.")]
     failed = trials[trials["state"] == "FAIL"]
@@ -223,11 +226,33 @@ def _trial_table(ranked: pd.DataFrame) -> pd.DataFrame:
             "head": ranked["hidden"].map(head_label),
             "k": ranked["padding"].map(lambda x: f"{x:.3f}"),
             "val MSE": ranked["val_mse"].map(lambda x: f"{x:.4f}"),
-            "epochs": ranked["val_mse_per_epoch"].map(
-                lambda c: len(c) if isinstance(c, list | tuple | np.ndarray) else 0
-            ),
+            "epochs": ranked["val_mse_per_epoch"].map(lambda c: len(_curve(c))),
+            "best epoch": ranked["val_mse_per_epoch"].map(_best_epoch),
             "seconds": ranked["seconds"].map(lambda x: f"{x:.1f}"),
         }
+    )
+
+
+def _curve(curve: Any) -> list[float]:
+    return list(curve) if isinstance(curve, list | tuple | np.ndarray) else []
+
+
+def _best_epoch(curve: Any) -> int:
+    """The epoch (from 1) with the lowest validation MSE; 0 for no curve."""
+    values = _curve(curve)
+    return int(np.argmin(values)) + 1 if values else 0
+
+
+def _early_note(ranked: pd.DataFrame) -> str | None:
+    """Say so when most trials were best before their last epoch: the score is the last."""
+    curves = [_curve(c) for c in ranked["val_mse_per_epoch"]]
+    early = sum(1 for c in curves if c and _best_epoch(c) < len(c))
+    if not curves or early * 2 <= len(curves):
+        return None
+    return (
+        f"{early} of {len(curves)} completed trials reached their lowest validation MSE before "
+        "the last epoch, but trials are scored at the last epoch, as in the lesson: fewer "
+        "[training] epochs may serve them better."
     )
 
 

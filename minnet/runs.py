@@ -101,7 +101,6 @@ def library_versions() -> dict[str, str]:
         "numpy": numpy.__version__,
         "pandas": pandas.__version__,
         "optuna": optuna.__version__,
-        "threads": str(torch.get_num_threads()),
     }
 
 

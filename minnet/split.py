@@ -38,7 +38,7 @@ def make_split(
 ) -> Split:
     """Split ``n`` rows: validation first, then test, from one seeded permutation."""
     if not 0.0 < valid_fraction < 1.0:
-        raise MinnetError(f"valid_fraction {valid_fraction} must be between 0 and 1")
+        raise MinnetError(f"valid_fraction {valid_fraction} must be above 0 and below 1")
     if not 0.0 <= test_fraction < 1.0:
         raise MinnetError(f"test_fraction {test_fraction} must be in [0, 1)")
     if valid_fraction + test_fraction >= 1.0:

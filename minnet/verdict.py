@@ -149,7 +149,9 @@ def _sentence(
 ) -> str:
     seeds = f"{n} paired seed{'s' if n != 1 else ''}"
     k = padding_final.to_numpy(dtype=float)
-    k_end = f"k ended at {k.mean():.3f}" + (f" ± {k.std(ddof=1):.3f}" if n > 1 else "")
+    k_end = f"k ended at {k.mean():.3f}" + (
+        f" ± {k.std(ddof=1):.3f} (mean ± sd over seeds)" if n > 1 else ""
+    )
 
     if n == 1:
         return (
@@ -168,8 +170,9 @@ def _sentence(
             f"{mean:.4f} on average (95% CI {low:.4f} to {high:.4f}, {seeds}); {k_end}."
         )
     return (
-        f"Learnable k does not beat {reference} beyond seed noise: mean difference "
-        f"{signed(mean)} (95% CI {signed(low)} to {signed(high)}, {seeds}); {k_end}."
+        f"Learnable k does not beat {reference} beyond seed noise: mean test MSE difference "
+        f"learnable − fixed {signed(mean)} (95% CI {signed(low)} to {signed(high)}, {seeds}; "
+        f"negative favours learnable); {k_end}."
     )
 
 

@@ -86,7 +86,7 @@ def test_interval_across_zero_does_not_beat_fixed() -> None:
 
     assert verdict.low < 0 < verdict.high
     assert "does not beat the best fixed k (0.8, head [50, 25])" in verdict.sentence
-    assert "mean difference +0.0004" in verdict.sentence
+    assert "learnable − fixed +0.0004" in verdict.sentence
     assert f"95% CI {signed(verdict.low)} to {signed(verdict.high)}" in verdict.sentence
 
 
