@@ -135,11 +135,13 @@ def fetch_release(
     url = f"{base}/{name}.zip"
     # One hidden working folder beside the target holds the zip and its unpacked files,
     # so a single rename publishes the release and a single removal cleans up.
+    created = [p for p in (root, *root.parents) if not p.exists()]  # to remove on failure
     try:
         root.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.", suffix=".partial"))
     except OSError as e:
         raise MinnetError(f"cannot write into the data directory {root} ({e})") from None
+    published = False
     try:
         part = work / f"{name}.zip"
         _download(url, part, name, target, progress)
@@ -151,8 +153,11 @@ def fetch_release(
         except OSError as e:
             if not _holds_ratings(target):  # else another process just put it there
                 raise MinnetError(f"could not move the release into {target} ({e})") from None
+        published = True
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if not published and created:  # a failed download leaves no empty data directory
+            shutil.rmtree(created[-1], ignore_errors=True)
     log.info("unpacked %s into %s", url, target)
     return target
 

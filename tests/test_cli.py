@@ -125,7 +125,7 @@ def test_data_fetch_offline_says_where_to_put_the_files(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert "ml-100k" in out.stderr and str(Path("d") / "ml-100k") in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "d" / "ml-100k").exists()
+    assert not (tmp_path / "d").exists()  # no empty data directory left behind
 
 
 def test_help_explains_every_flag(tmp_path: Path) -> None:
