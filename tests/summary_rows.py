@@ -48,3 +48,13 @@ TRIALS = pd.DataFrame(
         trial(6, "COMPLETE", 0.2, "50", 0.81),
     ]
 )
+
+FINALS = pd.DataFrame(
+    [
+        final("fixed", 1, 0.80, []),
+        final("learnable", 1, 0.79, [0.5, 0.55, 0.6]),
+        final("fixed", 2, 0.81, []),
+        final("learnable", 2, 0.805, [0.5, 0.52, 0.58]),
+    ]
+)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

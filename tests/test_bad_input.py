@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from test_cli import minnet
 
 from minnet.errors import MinnetError
 from minnet.model import check_padding
@@ -22,16 +21,6 @@ TINY = {
     "search": {"padding": [0.0, 0.5], "hidden": [[4]]},
     "final": {"seeds": 1},
 }
-
-
-def minnet(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "minnet", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @pytest.mark.parametrize(

@@ -7,23 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.axes import Axes
-from summary_rows import TRIALS, final
+from summary_rows import FINALS, PNG_MAGIC, TRIALS, final
 
 from minnet import plots
 from minnet.summary import FINAL_COLUMNS, TRIAL_COLUMNS
 from minnet.verdict import judge
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-FINALS = pd.DataFrame(
-    [
-        final("fixed", 1, 0.80, []),
-        final("learnable", 1, 0.79, [0.5, 0.55, 0.6]),
-        final("fixed", 2, 0.81, []),
-        final("learnable", 2, 0.805, [0.5, 0.52, 0.58]),
-    ]
-)
 NO_TRIALS = pd.DataFrame(columns=list(TRIAL_COLUMNS))
 NO_FINALS = pd.DataFrame(columns=list(FINAL_COLUMNS))
 

@@ -8,7 +8,7 @@ import matplotlib.image as mpimg
 import pandas as pd
 import pytest
 from matplotlib.axes import Axes
-from summary_rows import TRIALS, final
+from summary_rows import FINALS, PNG_MAGIC, TRIALS
 
 from minnet import plots, report
 from minnet.errors import MinnetError
@@ -16,17 +16,6 @@ from minnet.report import PLOTS, ranked_trials, write_report
 from minnet.summary import StudySummary
 from minnet.verdict import judge
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-FINALS = pd.DataFrame(
-    [
-        final("fixed", 1, 0.80, []),
-        final("learnable", 1, 0.79, [0.5, 0.55, 0.6]),
-        final("fixed", 2, 0.81, []),
-        final("learnable", 2, 0.805, [0.5, 0.52, 0.58]),
-    ]
-)
 FACTS = {
     "seed": 1234,
     "split_sha256": "5p1i7" * 4,
