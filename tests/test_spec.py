@@ -18,6 +18,42 @@ padding = [0.0, 0.5]
 hidden = [[4], [8, 4]]
 """
 
+# (text replaced in GOOD, pattern the one-line message must match)
+BAD_SPECS = [
+    (("[search]", "[serach]"), r"unknown table 'serach'; did you mean 'search'\?"),
+    (
+        ('name = "tiny"', 'nmae = "tiny"'),
+        r"\[data\] key 'nmae' is unknown; did you mean 'name'\?",
+    ),
+    (("[0.0, 0.5]", "[]"), r"\[search\] padding is an empty list"),
+    (("[0.0, 0.5]", '["a"]'), r"\[search\] padding\[0\] is 'a'; expected a number"),
+    (("[0.0, 0.5]", "{ low = 1.0, high = 0.0 }"), r"range low 1 must be below high 0"),
+    (("[[4], [8, 4]]", "[[0]]"), r"\[search\] hidden\[0\] is \[0\]; a head shape is a list"),
+    (("[[4], [8, 4]]", "[]"), r"\[search\] hidden is an empty list"),
+    (("[[4], [8, 4]]", "[[4], [4]]"), r"lists a head shape twice"),
+    (('[study]\nname = "t"', '[study]\nname = "t"\nn_trials = 9'), r"grid has only 4 points"),
+    (('[study]\nname = "t"', '[study]\nname = "t"\nsampler = "cmaes"'), r"sampler is 'cmaes'"),
+    (
+        ('[study]\nname = "t"', '[study]\nname = "t"\nseed = "x"'),
+        r"\[study\] seed is 'x'; expected an integer",
+    ),
+    (
+        ('[study]\nname = "t"', '[study]\nname = "a/b"'),
+        r"name 'a/b' must be 1 to 100 letters, digits",
+    ),
+    (
+        ("[search]", "[split]\nvalid_fraction = 0.7\ntest_fraction = 0.3\n[search]"),
+        r"sum to less than 1",
+    ),
+    (("[search]", "[split]\ntest_fraction = 0.0\n[search]"), r"final comparison needs test"),
+    (("[search]", "[training]\nepochs = 0\n[search]"), r"\[training\] training epochs is 0"),
+    (("[search]", "[training]\nlr = -1\n[search]"), r"lr is -1"),
+    (("[search]", "[model]\nhidden_dropout = 1.5\n[search]"), r"hidden_dropout is 1.5"),
+    (("[search]", "[final]\nseeds = -1\n[search]"), r"\[final\] seeds is -1"),
+    (('[data]\nname = "tiny"', ""), r"\[data\] name is missing"),
+    (("[study]", "[study"), r"invalid TOML"),
+]
+
 
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "spec.toml"
@@ -50,43 +86,7 @@ def test_padding_range_selects_tpe(tmp_path: Path) -> None:
     assert spec.sampler == "tpe" and spec.padding_range == (-1.0, 1.5) and spec.paddings is None
 
 
-@pytest.mark.parametrize(
-    ("edit", "message"),
-    [
-        (("[search]", "[serach]"), r"unknown table 'serach'; did you mean 'search'\?"),
-        (
-            ('name = "tiny"', 'nmae = "tiny"'),
-            r"\[data\] key 'nmae' is unknown; did you mean 'name'\?",
-        ),
-        (("[0.0, 0.5]", "[]"), r"\[search\] padding is an empty list"),
-        (("[0.0, 0.5]", '["a"]'), r"\[search\] padding\[0\] is 'a'; expected a number"),
-        (("[0.0, 0.5]", "{ low = 1.0, high = 0.0 }"), r"range low 1 must be below high 0"),
-        (("[[4], [8, 4]]", "[[0]]"), r"\[search\] hidden\[0\] is \[0\]; a head shape is a list"),
-        (("[[4], [8, 4]]", "[]"), r"\[search\] hidden is an empty list"),
-        (("[[4], [8, 4]]", "[[4], [4]]"), r"lists a head shape twice"),
-        (('[study]\nname = "t"', '[study]\nname = "t"\nn_trials = 9'), r"grid has only 4 points"),
-        (('[study]\nname = "t"', '[study]\nname = "t"\nsampler = "cmaes"'), r"sampler is 'cmaes'"),
-        (
-            ('[study]\nname = "t"', '[study]\nname = "t"\nseed = "x"'),
-            r"\[study\] seed is 'x'; expected an integer",
-        ),
-        (
-            ('[study]\nname = "t"', '[study]\nname = "a/b"'),
-            r"name 'a/b' must be 1 to 100 letters, digits",
-        ),
-        (
-            ("[search]", "[split]\nvalid_fraction = 0.7\ntest_fraction = 0.3\n[search]"),
-            r"sum to less than 1",
-        ),
-        (("[search]", "[split]\ntest_fraction = 0.0\n[search]"), r"final comparison needs test"),
-        (("[search]", "[training]\nepochs = 0\n[search]"), r"\[training\] training epochs is 0"),
-        (("[search]", "[training]\nlr = -1\n[search]"), r"lr is -1"),
-        (("[search]", "[model]\nhidden_dropout = 1.5\n[search]"), r"hidden_dropout is 1.5"),
-        (("[search]", "[final]\nseeds = -1\n[search]"), r"\[final\] seeds is -1"),
-        (('[data]\nname = "tiny"', ""), r"\[data\] name is missing"),
-        (("[study]", "[study"), r"invalid TOML"),
-    ],
-)
+@pytest.mark.parametrize(("edit", "message"), BAD_SPECS)
 def test_bad_specs_name_the_key_and_the_fix(
     tmp_path: Path, edit: tuple[str, str], message: str
 ) -> None:
