@@ -25,7 +25,7 @@ from minnet.initial import head_label
 from minnet.model import check_padding
 from minnet.runs import Prepared, run_once
 from minnet.spec import Spec, spec_from_dict
-from minnet.split import make_split
+from minnet.split import handle_cold, make_split
 from minnet.train import TrainingDiverged
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,11 @@ def prepare_data(spec: Spec, data_dir: str | Path | None = None) -> Prepared:
         where=f"{spec.where}: [final] learnable_padding_init",
     )
     split = make_split(len(data), spec.split_seed, spec.valid_fraction, spec.test_fraction)
-    return Prepared.build(data, split, spec.n_factors, spec.embedding_dropout, spec.hidden_dropout)
+    split, cold = handle_cold(split, data.users, data.items, spec.cold)
+    log.info("split: %s", cold.sentence())
+    return Prepared.build(
+        data, split, spec.n_factors, spec.embedding_dropout, spec.hidden_dropout, cold
+    )
 
 
 def context_from_storage(study: optuna.Study, data_dir: str | Path | None) -> StudyContext:

@@ -208,6 +208,8 @@ def _overview(trials: pd.DataFrame, verdict: Verdict, facts: dict[str, Any]) -> 
         f"head shapes searched: {heads or 'none'}",
         f"final comparison: {verdict.n} paired seed{'s' if verdict.n != 1 else ''}",
     ]
+    if facts.get("cold_rows"):
+        lines.append(f"split: {facts['cold_rows']}")
     noise = facts.get("noise_mse")
     best = trials.loc[trials["state"] == "COMPLETE", "val_mse"].min()
     if noise is not None and pd.notna(best):

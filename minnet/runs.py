@@ -12,7 +12,7 @@ import torch
 from minnet.data import Ratings
 from minnet.initial import MiniNetFactory, State, create_state, load_state
 from minnet.model import check_padding
-from minnet.split import Split
+from minnet.split import ColdRows, Split
 from minnet.train import EpochCallback, Part, TrainConfig, TrainResult, evaluate, train
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ class Prepared:
     valid: Part
     test: Part
     factory: MiniNetFactory
+    cold: ColdRows | None = None
 
     @classmethod
     def build(
@@ -37,6 +38,7 @@ class Prepared:
         n_factors: int = 50,
         embedding_dropout: float = 0.05,
         hidden_dropout: float = 0.5,
+        cold: ColdRows | None = None,
     ) -> Prepared:
         factory = MiniNetFactory(
             data.n_users,
@@ -53,6 +55,7 @@ class Prepared:
             Part.of(data, split.valid),
             Part.of(data, split.test),
             factory,
+            cold,
         )
 
 

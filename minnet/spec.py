@@ -19,6 +19,7 @@ from typing import Any
 from minnet.data import DataConfig
 from minnet.errors import MinnetError
 from minnet.initial import hidden_key
+from minnet.split import COLD_POLICIES
 from minnet.train import TrainConfig
 
 SAMPLERS = ("grid", "tpe", "random")
@@ -36,7 +37,7 @@ TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
         "pruner": str,
     },
     "data": {},  # checked by DataConfig.from_table
-    "split": {"seed": int, "valid_fraction": float, "test_fraction": float},
+    "split": {"seed": int, "valid_fraction": float, "test_fraction": float, "cold": str},
     "model": {"n_factors": int, "embedding_dropout": float, "hidden_dropout": float},
     "training": {
         "epochs": int,
@@ -63,6 +64,7 @@ class Spec:
     split_seed: int
     valid_fraction: float
     test_fraction: float
+    cold: str  # held-out rows of users or movies unseen in training: keep, train or drop
     n_factors: int
     embedding_dropout: float
     hidden_dropout: float
@@ -203,6 +205,7 @@ def spec_from_dict(raw: Mapping[str, Any], where: str = "spec") -> Spec:
         split_seed=split.get("seed", study.get("seed", 42)),
         valid_fraction=valid_fraction,
         test_fraction=test_fraction,
+        cold=_choice(split.get("cold", "keep"), COLD_POLICIES, where, "split", "cold"),
         n_factors=model.get("n_factors", 50),
         embedding_dropout=model.get("embedding_dropout", 0.05),
         hidden_dropout=model.get("hidden_dropout", 0.5),

@@ -59,3 +59,54 @@ def make_split(
     test = perm[n_valid : n_valid + n_test]
     train = np.sort(perm[n_valid + n_test :])
     return Split(train=train, valid=valid, test=test, seed=seed)
+
+
+COLD_POLICIES = ("keep", "train", "drop")
+
+
+@dataclass(frozen=True)
+class ColdRows:
+    """Validation and test rows whose user or movie has no training row."""
+
+    valid: int
+    test: int
+    policy: str
+
+    def sentence(self) -> str:
+        done = {"keep": "kept", "train": "moved to training", "drop": "dropped"}[self.policy]
+        return (
+            f"{self.valid} validation and {self.test} test rows involve a user or movie with no "
+            f"training rows ({done}; [split] cold = keep | train | drop)"
+        )
+
+
+def handle_cold(
+    split: Split, users: np.ndarray, items: np.ndarray, policy: str = "keep"
+) -> tuple[Split, ColdRows]:
+    """Count the held-out rows a model cannot have learned, and keep, move or drop them.
+
+    Their embeddings never get a gradient, so they score the initial weights; moving them
+    to training (``"train"``) or dropping them (``"drop"``) measures the rest alone.
+    """
+    if policy not in COLD_POLICIES:
+        raise MinnetError(
+            f"[split] cold is {policy!r}; expected one of {', '.join(COLD_POLICIES)}"
+        )
+    seen_users = np.zeros(int(users.max()) + 1, dtype=bool)
+    seen_items = np.zeros(int(items.max()) + 1, dtype=bool)
+    seen_users[users[split.train]] = True
+    seen_items[items[split.train]] = True
+
+    def cold(rows: np.ndarray) -> np.ndarray:  # (len(rows),) bool
+        return ~(seen_users[users[rows]] & seen_items[items[rows]])
+
+    cold_valid, cold_test = cold(split.valid), cold(split.test)
+    counts = ColdRows(int(cold_valid.sum()), int(cold_test.sum()), policy)
+    if policy == "keep" or not (counts.valid or counts.test):
+        return split, counts
+    valid, test = split.valid[~cold_valid], split.test[~cold_test]
+    train = split.train
+    if policy == "train":
+        moved = np.concatenate([split.valid[cold_valid], split.test[cold_test]])
+        train = np.sort(np.concatenate([split.train, moved]))
+    return Split(train=train, valid=valid, test=test, seed=split.seed), counts

@@ -221,6 +221,7 @@ def _facts(spec: Spec, prepared: Prepared, storage_label: str) -> dict[str, Any]
         "items": prepared.data.n_items,
         "rating_range": list(prepared.data.rating_range),
         "noise_mse": prepared.data.noise_mse,  # synthetic data: the best achievable MSE
+        "cold_rows": prepared.cold.sentence() if prepared.cold else None,
         "rows": {
             "train": len(prepared.split.train),
             "valid": len(prepared.split.valid),

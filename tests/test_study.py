@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import optuna
@@ -124,3 +125,18 @@ def test_synthetic_study_reports_the_best_achievable_error(tmp_path: Path) -> No
     assert 0 < noise < summary.trials["val_mse"].min()
     text = (tmp_path / "t" / "report.md").read_text()
     assert f"the best achievable MSE is {noise:.4f}" in text
+
+
+def test_every_run_states_its_cold_rows(tmp_path: Path) -> None:
+    raw = raw_spec(n_trials=1)
+    raw["data"] = {"name": "synthetic", "n_ratings": 3000, "n_users": 100, "n_items": 300}
+    raw["split"] = {"cold": "drop"}
+    summary = run_study(spec_from_dict(raw), tmp_path, data_dir=tmp_path / "unused")
+
+    sentence = summary.facts["cold_rows"]
+    assert re.match(r"[1-9]\d* validation and \d+ test rows involve a user or movie", sentence)
+    assert "(dropped" in sentence
+    assert (
+        "rows involve a user or movie with no training rows"
+        in (tmp_path / "t" / "report.md").read_text()
+    )
