@@ -25,6 +25,7 @@ import pandas as pd
 
 from minnet import plots
 from minnet.errors import MinnetError
+from minnet.initial import parse_hidden
 from minnet.summary import FINAL_COLUMNS, TRIAL_COLUMNS, StudySummary
 from minnet.verdict import Verdict, head_label, judge, signed
 
@@ -202,7 +203,8 @@ def _overview(trials: pd.DataFrame, verdict: Verdict, facts: dict[str, Any]) -> 
     counts = trials["state"].value_counts()
     states = [f"{counts.get(s, 0)} {s}" for s in STATES]
     states += [f"{n} {s}" for s, n in counts.items() if s not in STATES]
-    heads = ", ".join(head_label(h) for h in sorted(trials["hidden"].dropna().unique(), key=str))
+    shapes = sorted(trials["hidden"].dropna().unique(), key=_shape_order)
+    heads = ", ".join(head_label(h) for h in shapes)
     lines = [
         f"{len(trials)} trials: {', '.join(states)}",
         f"head shapes searched: {heads or 'none'}",
@@ -233,6 +235,14 @@ def _trial_table(ranked: pd.DataFrame) -> pd.DataFrame:
             "seconds": ranked["seconds"].map(lambda x: f"{x:.1f}"),
         }
     )
+
+
+def _shape_order(key: Any) -> tuple[int, ...]:
+    """Sort head shapes by their widths: [10], [10, 10], [50], [50, 25], [100]."""
+    try:
+        return parse_hidden(str(key))
+    except ValueError:
+        return ()
 
 
 def _curve(curve: Any) -> list[float]:

@@ -206,3 +206,11 @@ def test_best_k_at_the_edge_of_the_grid_is_flagged(tmp_path: Path) -> None:
 
     write_report(StudySummary("inner", TRIALS, FINALS, FACTS), tmp_path / "inner")
     assert "padding tried" not in (tmp_path / "inner" / "report.md").read_text()
+
+
+def test_head_shapes_are_listed_by_width(tmp_path: Path) -> None:
+    shapes = TRIALS.copy()
+    shapes["hidden"] = ["100", "10", "50-25", "10-10", "50", "10", "100"]
+    write_report(StudySummary("order", shapes, FINALS, FACTS), tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "head shapes searched: [10], [10, 10], [50], [50, 25], [100]" in text
